@@ -1,0 +1,48 @@
+"""``dmsync``: the project's command-line tool.
+
+Each sub-command lives in its own module exposing ``configure(parser)`` (cheap: argparse only)
+and ``run(args) -> int`` (may import heavy things). This file only wires them together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from shared.errors import DmsyncError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "azurite": ("dmsync.azurite_command", "run a private Azurite and print its connection string"),
+}
+"""Sub-command name → (module, one-line help)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with every sub-command configured."""
+    parser = argparse.ArgumentParser(prog="dmsync", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        module.configure(sub)
+        sub.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen command; errors of ours print as one clear line."""
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args._module.run(args)
+    except DmsyncError as exc:
+        print(f"dmsync {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
