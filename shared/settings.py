@@ -169,6 +169,14 @@ class DynamicsSettings(_Settings):
         description="the Entra authority host, e.g. https://login.microsoftonline.com",
     )
 
+    max_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=52,
+        alias="DYNAMICS_MAX_CONCURRENCY",
+        description="concurrent Dataverse requests per worker, 1-52 (the service limit is 52)",
+    )
+
     @property
     def scope(self) -> str:
         """The client-credentials scope for this environment (``<url>/.default``)."""
@@ -192,6 +200,27 @@ class MarketoSettings(_Settings):
         description="the client secret of the Marketo custom service",
     )
 
+    calls_per_20s: int = Field(
+        default=50,
+        ge=1,
+        le=100,
+        alias="MARKETO_CALLS_PER_20S",
+        description="this integration's share of the 100 calls / 20 s instance limit (1-100)",
+    )
+    max_concurrency: int = Field(
+        default=5,
+        ge=1,
+        le=10,
+        alias="MARKETO_MAX_CONCURRENCY",
+        description="this integration's share of the 10 concurrent calls limit (1-10)",
+    )
+    daily_call_budget: int = Field(
+        default=25_000,
+        ge=1,
+        alias="MARKETO_DAILY_CALL_BUDGET",
+        description="calls per day this integration may use of the instance's daily quota",
+    )
+
     @model_validator(mode="after")
     def _secret_not_empty(self) -> MarketoSettings:
         if not self.client_secret.get_secret_value():
@@ -200,12 +229,24 @@ class MarketoSettings(_Settings):
 
 
 class SyncSettings(_Settings):
-    """How often the sync runs."""
+    """How often the sync runs, and how it is configured."""
 
     schedule: Ncrontab = Field(
         default="0 */1 * * * *",
         alias="SYNC_SCHEDULE",
         description="the NCRONTAB schedule of the sync timer (UTC)",
+    )
+    error_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=365,
+        alias="SYNC_ERROR_RETENTION_DAYS",
+        description="days a resolved or abandoned sync error is kept (1-365)",
+    )
+    mapping_file: str | None = Field(
+        default=None,
+        alias="SYNC_MAPPING_FILE",
+        description="path to a field-mapping file replacing the shipped default",
     )
 
 
