@@ -1,0 +1,1 @@
+"""The sync engine: entity configuration, record transforms, and the job runner."""
