@@ -16,6 +16,7 @@ from shared.errors import DmsyncError
 COMMANDS: dict[str, tuple[str, str]] = {
     "azurite": ("dmsync.azurite_command", "run a private Azurite and print its connection string"),
     "emulator": ("dmsync.emulator_command", "run the Dynamics or Marketo emulator"),
+    "host": ("dmsync.host.command", "run function_app.py locally like the Azure Functions host"),
 }
 """Sub-command name → (module, one-line help)."""
 
