@@ -97,7 +97,14 @@ class Context(func.Context):
         self._function_directory = function_directory
         self._trace_context = TraceContext(f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01")
         self._local = threading.local()
-        self._local.invocation_id = invocation_id
+
+    def mark_current_thread(self) -> None:
+        """Record the invocation id in the thread-local storage of the thread about to run it.
+
+        The worker does this in the thread that runs the function, so code (and logging
+        filters) there can tell which invocation they belong to.
+        """
+        self._local.invocation_id = self._invocation_id
 
     @property
     def invocation_id(self) -> str:

@@ -306,7 +306,8 @@ def _check_out_annotation(name: str, arg_name: str, annotation: Any) -> None:
     if not QueueMessageOutConverter.check_output_type_annotation(args[0]):
         raise FunctionLoadError(
             f"cannot load the {name} function: queue output {arg_name} cannot carry "
-            f"{args[0]!r} (str, bytes, func.QueueMessage or a list of them)"
+            f"{args[0]!r}: use str, bytes, func.QueueMessage or typing.List of str or "
+            "func.QueueMessage (the worker's check does not accept the builtin list[...])"
         )
 
 

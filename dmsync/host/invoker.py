@@ -21,7 +21,7 @@ import functools
 import logging
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -124,16 +124,19 @@ class Invoker:
     async def _run(self, spec: FunctionSpec, trigger_value: Any, invocation_id: str) -> None:
         outs: dict[str, Out[Any]] = {o.arg_name: Out() for o in spec.parameter_outputs}
         kwargs: dict[str, Any] = {spec.trigger.arg_name: trigger_value, **outs}
+        context: Context | None = None
         if spec.wants_context:
-            kwargs["context"] = Context(
+            context = kwargs["context"] = Context(
                 invocation_id=invocation_id,
                 function_name=spec.name,
                 function_directory=str(spec.directory),
             )
         if spec.is_async:
+            if context is not None:
+                context.mark_current_thread()
             result = await spec.user_function(**kwargs)
         else:
-            call = functools.partial(spec.user_function, **kwargs)
+            call = functools.partial(_call_in_thread, spec.user_function, kwargs, context)
             loop = asyncio.get_running_loop()
             result = await loop.run_in_executor(
                 self._thread_pool, contextvars.copy_context().run, call
@@ -151,6 +154,14 @@ class Invoker:
             pending.append((return_output, output_messages(result, binding="$return")))
         for output, bodies in pending:
             await self._outputs.write(output, bodies)
+
+
+def _call_in_thread(
+    function: Callable[..., Any], kwargs: dict[str, Any], context: Context | None
+) -> Any:
+    if context is not None:
+        context.mark_current_thread()
+    return function(**kwargs)
 
 
 def _details_text(details: Mapping[str, object]) -> str:

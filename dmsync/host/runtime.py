@@ -263,7 +263,12 @@ class FunctionsHost:
         in_flight = [t for listener in self.queue_listeners for t in listener.in_flight_tasks()]
         work = [t for t in (*timer_tasks, *poll_tasks, *in_flight) if not t.done()]
         if work:
-            logger.info("stopping: waiting up to %.0f s for in-flight work", grace_seconds)
+            if self.activity.snapshot().open:
+                logger.info(
+                    "stopping: %d invocation(s) in flight may take up to %g s to finish",
+                    self.activity.snapshot().open,
+                    grace_seconds,
+                )
             await first_of(asyncio.wait(work, timeout=grace_seconds), force_stop.wait())
         abandoned = 0
         for listener in self.queue_listeners:
