@@ -33,8 +33,11 @@ from shared.errors import ConfigurationError
 
 logger = logging.getLogger("dmsync.host")
 
-IO_THREADS = 16
-"""Threads for storage calls (receives, deletes, lease renewals), apart from the function pool."""
+IO_THREADS = 8
+"""Threads for storage calls (receives, deletes, lease renewals), apart from the function pool.
+
+Kept below the storage SDK's HTTP connection pool (10 per client), so connections are reused
+rather than opened and discarded under load."""
 
 
 def _positive_float(text: str) -> float:
@@ -50,6 +53,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--app",
         type=Path,
         default=None,
+        metavar="PATH",
         help="the entry script or the app folder (default: function_app.py in the current "
         "directory; PYTHON_SCRIPT_FILE_NAME names the script in a folder)",
     )
@@ -57,6 +61,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--settings",
         type=Path,
         default=None,
+        metavar="FILE",
         help="local.settings.json to load into the environment (default: the app folder's)",
     )
     parser.add_argument(
@@ -68,18 +73,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--max-seconds",
         type=_positive_float,
         default=None,
+        metavar="N",
         help="stop after N seconds (with --until-idle: fail if not idle by then)",
     )
     parser.add_argument(
         "--grace-seconds",
         type=_positive_float,
         default=30.0,
+        metavar="N",
         help="how long in-flight invocations may finish after a stop (default 30)",
     )
     parser.add_argument(
         "--message-lease",
         type=int,
         default=DEFAULT_LEASE_SECONDS,
+        metavar="SECONDS",
         help="seconds a received message stays hidden, renewed at half-time while it runs "
         "(default 600, as the real host; lower it only to test redelivery)",
     )

@@ -97,13 +97,6 @@ class QueueListener:
         self._wake = asyncio.Event()
         self._held: dict[str, HeldMessage] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.polls = 0
-        """Receives made (for tests and diagnostics)."""
-
-    @property
-    def in_flight(self) -> int:
-        """Messages being processed now."""
-        return len(self._tasks)
 
     def in_flight_tasks(self) -> list[asyncio.Task[None]]:
         """The tasks processing messages now."""
@@ -115,7 +108,7 @@ class QueueListener:
         self._wake.set()
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Poll until ``stopping`` is set; in-flight messages keep running (see :meth:`drain`)."""
+        """Poll until ``stopping`` is set; messages in flight keep running (see :meth:`abandon`)."""
         while not stopping.is_set():
             await self._wait_for_capacity(stopping)
             if stopping.is_set():
@@ -126,7 +119,6 @@ class QueueListener:
             except Exception as error:
                 logger.warning("receiving from queue %s failed: %s", self.queue.name, error)
                 batch = []
-            self.polls += 1
             if stopping.is_set():
                 await self._release(batch)
                 break
