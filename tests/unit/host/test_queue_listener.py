@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import threading
 
 import azure.functions as func
 import pytest
@@ -426,3 +427,44 @@ async def test_stop_lets_in_flight_messages_finish_within_grace(
     result = await running
     assert result.abandoned == 0
     assert jobs.deleted == [message_id]
+
+
+async def test_plain_functions_share_a_pool_of_the_configured_size(
+    clock: VirtualClock, queues: FakeQueues
+) -> None:
+    """Four messages in flight, but a pool of two threads runs only two plain functions at once."""
+    release = threading.Event()
+    lock = threading.Lock()
+    running = peak = 0
+    app = func.FunctionApp()
+
+    @app.queue_trigger(arg_name="msg", queue_name="jobs", connection="AzureWebJobsStorage")
+    def blocking(msg: func.QueueMessage) -> None:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        release.wait(timeout=10)
+        with lock:
+            running -= 1
+
+    jobs = queues("AzureWebJobsStorage", "jobs")
+    for i in range(4):
+        jobs.put(b64(f"m{i}"))
+    host = make_host(index(app), queues, clock, QueueOptions())  # thread_count=2
+    stop = asyncio.Event()
+    run = asyncio.create_task(host.run(stop=stop))
+    for _ in range(500):
+        if running == 2:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)  # time for a larger pool to start a third
+    assert (running, host.activity.snapshot().open) == (2, 4)
+    release.set()
+    for _ in range(500):
+        if len(jobs.deleted) == 4:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await run
+    assert peak == 2 and len(jobs.deleted) == 4
