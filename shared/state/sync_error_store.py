@@ -240,7 +240,7 @@ class SyncErrorStore:
             clauses.append(odata.compare("resolved", "eq", odata.boolean(False)))
         with storage_errors(f"listing sync errors of {instance_id}"):
             errors = [from_entity(r) for r in self._client().query_entities(odata.all_of(*clauses))]
-        errors.sort(key=lambda e: e.last_seen, reverse=True)
+        errors.sort(key=lambda e: (e.last_seen, e.stream, e.record_id), reverse=True)
         return errors[:limit] if limit is not None else errors
 
     def count_open(self, instance_id: str) -> dict[StreamId, int]:
