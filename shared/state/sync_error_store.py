@@ -20,6 +20,7 @@ from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 from shared.clock import Clock
 from shared.errors import ConcurrencyConflict
 from shared.jobs import Direction
+from shared.settings import SyncSettings
 from shared.state import odata
 from shared.state.keys import encode_component, prefix_range, split_key
 from shared.state.properties import utc
@@ -37,8 +38,8 @@ from shared.state.sync_errors import (
 from shared.state.tables import TableAccess, TableKind, storage_errors, translate_storage_error
 from shared.state.transactions import TableOperation, plan_transactions, submit_skipping
 
-DEFAULT_RETENTION_DAYS = 30
-"""The default of ``SyncSettings.error_retention_days``."""
+DEFAULT_RETENTION_DAYS: int = SyncSettings.model_fields["error_retention_days"].default
+"""The default of ``SyncSettings.error_retention_days`` (``SYNC_ERROR_RETENTION_DAYS``)."""
 
 _WRITE_ATTEMPTS = 3
 _CONFLICT_STATUSES = frozenset({409, 412})

@@ -17,6 +17,7 @@ whose last activity is older than the retention period.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -153,8 +154,10 @@ def apply_failure(
         operation=truncate(failure.operation, MAX_OPERATION_CHARS),
         code=truncate(failure.code, MAX_CODE_CHARS),
         message=truncate(failure.message, MAX_MESSAGE_CHARS),
-        dynamics_id=failure.dynamics_id or (existing.dynamics_id if existing else None),
-        marketo_id=failure.marketo_id or (existing.marketo_id if existing else None),
+        dynamics_id=_normalized(failure.dynamics_id, normalize_dynamics_id)
+        or (existing.dynamics_id if existing else None),
+        marketo_id=_normalized(failure.marketo_id, normalize_marketo_id)
+        or (existing.marketo_id if existing else None),
         first_seen=first_seen,
         last_seen=now,
         attempts=attempts,
@@ -163,6 +166,10 @@ def apply_failure(
         resolved_at=None,
         etag=existing.etag if existing is not None else None,
     )
+
+
+def _normalized(value: str | None, normalize: Callable[[str], str]) -> str | None:
+    return normalize(value) if value and value.strip() else None
 
 
 def apply_resolution(existing: SyncError, now: datetime) -> SyncError:
