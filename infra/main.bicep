@@ -55,8 +55,8 @@ param keyVaultEnabled bool = true
 @description('The Dataverse environment URL, e.g. https://contoso.crm.dynamics.com.')
 param dynamicsUrl string
 
-@description('Entra tenant of the Dataverse environment.')
-param dynamicsTenantId string = tenant().tenantId
+@description('Entra tenant (GUID or domain) of the Dataverse environment. Empty: the tenant of this deployment.')
+param dynamicsTenantId string = ''
 
 @description('Client id of the Dataverse application user. Empty: the app\'s managed identity (register its client id, an output of this deployment, as the application user).')
 param dynamicsClientId string = ''
@@ -230,6 +230,7 @@ module rbac 'modules/rbac.bicep' = {
 
 // Dataverse signs in as the managed identity unless a client id and secret are given.
 var dynamicsAuthClientId = empty(dynamicsClientId) ? identity.outputs.clientId : dynamicsClientId
+var dynamicsAuthTenantId = empty(dynamicsTenantId) ? tenant().tenantId : dynamicsTenantId
 var marketoSecretSetting = keyVaultEnabled ? keyVault.outputs.marketoSecretReference : marketoClientSecret
 var dynamicsSecretSetting = keyVaultEnabled ? keyVault.outputs.dynamicsSecretReference : dynamicsClientSecret
 
@@ -248,7 +249,7 @@ var appSettings = union({
   PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
   // Dynamics 365.
   DYNAMICS_URL: dynamicsUrl
-  DYNAMICS_TENANT_ID: dynamicsTenantId
+  DYNAMICS_TENANT_ID: dynamicsAuthTenantId
   DYNAMICS_CLIENT_ID: dynamicsAuthClientId
   DYNAMICS_MAX_CONCURRENCY: string(dynamicsMaxConcurrency)
   // The Entra authority of this cloud (azure-identity reads it too).
