@@ -5,7 +5,9 @@
 // workbooks and log alert rules on an Application Insights resource see).
 //
 // Usage: node check-kql.js FILE.kql...
-// Prints one JSON object: {"files": {"<path>": [{"severity", "code", "message", "line"}...]}}.
+// Prints one JSON object: {"files": {"<path>": {"diagnostics": [{"severity", "code", "message",
+// "line"}...], "columns": [{"name", "type"}...]}}}; "columns" is the result schema the analyser
+// infers (what a workbook shows, and what an alert rule can split by).
 // Exit status: 0 when no file has an error-severity diagnostic, 1 otherwise, 2 on bad usage.
 "use strict";
 
@@ -108,6 +110,18 @@ function lineOf(text, offset) {
   return text.slice(0, offset).split("\n").length;
 }
 
+function resultColumns(code) {
+  const type = code.ResultType;
+  const columns = [];
+  if (type && type.Columns) {
+    for (let i = 0; i < type.Columns.Count; i += 1) {
+      const column = type.Columns.getItem(i);
+      columns.push({ name: String(column.Name), type: String(column.Type.Name) });
+    }
+  }
+  return columns;
+}
+
 function check(text, state) {
   const code = K.KustoCode.ParseAndAnalyze(text, state);
   const diagnostics = code.GetDiagnostics();
@@ -121,7 +135,7 @@ function check(text, state) {
       line: lineOf(text, d.Start),
     });
   }
-  return found;
+  return { diagnostics: found, columns: resultColumns(code) };
 }
 
 function main(argv) {
@@ -133,9 +147,9 @@ function main(argv) {
   const files = {};
   let failed = false;
   for (const file of argv) {
-    const found = check(fs.readFileSync(file, "utf8"), state);
-    files[path.normalize(file)] = found;
-    failed = failed || found.some((d) => d.severity === "Error");
+    const result = check(fs.readFileSync(file, "utf8"), state);
+    files[path.normalize(file)] = result;
+    failed = failed || result.diagnostics.some((d) => d.severity === "Error");
   }
   process.stdout.write(`${JSON.stringify({ files }, null, 2)}\n`);
   return failed ? 1 : 0;
