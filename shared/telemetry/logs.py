@@ -154,6 +154,17 @@ class Redactor:
 REDACTOR = Redactor()
 """The process-wide redactor :func:`configure_logging` installs."""
 
+UNREDACTABLE = "[log record withheld: it could not be redacted]"
+
+
+def _withhold(record: logging.LogRecord) -> None:
+    """Blank a record whose redaction failed: never ship what could not be checked."""
+    record.msg, record.args = UNREDACTABLE, None
+    record.exc_info, record.exc_text, record.stack_info = None, None, None
+    for name, value in list(record.__dict__.items()):
+        if name not in _STANDARD_ATTRIBUTES and isinstance(value, str):
+            record.__dict__[name] = UNREDACTABLE
+
 
 def redact(text: str) -> str:
     """Redact ``text`` with the process-wide :data:`REDACTOR`."""
@@ -169,8 +180,11 @@ class RedactionFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Redact ``record`` in place and let it through."""
-        self._redactor.redact_message(record)
-        self._redactor.redact_extra(record)
+        try:
+            self._redactor.redact_message(record)
+            self._redactor.redact_extra(record)
+        except Exception:  # a logging filter must not raise into the caller
+            _withhold(record)
         return True
 
 
@@ -183,7 +197,10 @@ class _RedactingRecordFactory:
 
     def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
         record: logging.LogRecord = self.inner(*args, **kwargs)
-        self.redactor.redact_message(record)
+        try:
+            self.redactor.redact_message(record)
+        except Exception:  # logging must not raise into the caller
+            _withhold(record)
         return record
 
 

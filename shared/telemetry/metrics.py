@@ -133,7 +133,7 @@ class SyncTelemetry:
         attributes = self._stream(instance, entity, direction)
         attributes[Dim.OUTCOME.value] = RecordOutcome(outcome).value
         if code is not None:
-            if outcome is not RecordOutcome.FAILED:
+            if RecordOutcome(outcome) is not RecordOutcome.FAILED:
                 raise ValueError("code is recorded for failed records only")
             attributes[Dim.CODE.value] = _token("code", code)
         self._records.add(count, attributes)

@@ -18,7 +18,7 @@ from shared.telemetry import (
     redact,
     sync_logger,
 )
-from shared.telemetry.logs import NOISY_LOGGERS, REDACTED, REDACTED_EMAIL
+from shared.telemetry.logs import NOISY_LOGGERS, REDACTED, REDACTED_EMAIL, UNREDACTABLE
 
 D2M = Direction.DYNAMICS_TO_MARKETO
 
@@ -67,6 +67,21 @@ def test_registered_secret_values_are_redacted_anywhere() -> None:
     redactor = Redactor(secrets=["plain-value-xyz", "ab"])  # too short values are ignored
     assert redactor.redact("echo plain-value-xyz!") == f"echo {REDACTED}!"
     assert redactor.redact("abc") == "abc"
+
+
+@pytest.mark.usefixtures("clean_logging")
+def test_a_record_that_cannot_be_redacted_is_withheld(caplog: pytest.LogCaptureFixture) -> None:
+    """If redaction itself fails, the record's text is replaced, never shipped unchecked."""
+
+    class Broken(Redactor):
+        def redact(self, text: str) -> str:
+            raise RuntimeError("boom")
+
+    configure_logging(redactor=Broken())
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("x").info("secret=%s", "abc")
+    (record,) = caplog.records
+    assert record.getMessage() == UNREDACTABLE
 
 
 def test_sync_logger_records_carry_stream_and_job(caplog: pytest.LogCaptureFixture) -> None:

@@ -171,6 +171,22 @@ def test_job_duration_is_a_histogram_per_stream_and_outcome(
     assert (point.count, point.sum, point.min, point.max) == (2, 20.0, 8.0, 12.0)
 
 
+def test_outcomes_may_be_given_as_their_text(
+    telemetry: SyncTelemetry, reader: InMemoryMetricReader
+) -> None:
+    """Callers holding plain strings ('failed') get the same rules and dimensions."""
+    telemetry.records("i", "lead", D2M, "failed", 2, code="1003")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="failed"):
+        telemetry.records("i", "lead", D2M, "written", 1, code="1003")  # type: ignore[arg-type]
+    points = collect(reader)[Metric.RECORDS]
+    assert (
+        value_of(
+            points, instance="i", entity="lead", direction="d2m", outcome="failed", code="1003"
+        )
+        == 2
+    )
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
