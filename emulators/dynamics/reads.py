@@ -172,9 +172,9 @@ class QueryReader:
 
     def collection(self, options: dict[str, str], prefs: Preferences) -> ApiResponse:
         """``GET /<set>`` with query options."""
-        check_options(options, COLLECTION_OPTIONS)
         if prefs.track_changes or "$deltatoken" in options:
             return self._tracked(options, prefs)
+        check_options(options, COLLECTION_OPTIONS)
         select = parse_select(self.table, options.get("$select"))
         predicate = compile_filter(options["$filter"], self.table) if "$filter" in options else None
         orders = parse_orderby(self.table, options.get("$orderby"))
@@ -326,6 +326,7 @@ class QueryReader:
         for option in ("filter", "orderby", "expand", "top"):
             if f"${option}" in options:
                 raise track_changes_option(option)
+        check_options(options, COLLECTION_OPTIONS)
         prefs.track_changes = True
         select = parse_select(self.table, options.get("$select"))
         annotations = AnnotationFilter(prefs.include_annotations)

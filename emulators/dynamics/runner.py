@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -39,7 +40,9 @@ class ControlClient:
     """Typed calls to ``/_emulator/`` (see the emulator README for each endpoint)."""
 
     def __init__(self, base_url: str, ca_path: str) -> None:
-        self._http = httpx.Client(base_url=f"{base_url}/_emulator", verify=ca_path, timeout=120)
+        self._http = httpx.Client(
+            base_url=f"{base_url}/_emulator", verify=ssl.create_default_context(cafile=ca_path), timeout=120
+        )
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
@@ -237,9 +240,13 @@ class EmulatorHandle:
         """Environment azure-identity needs to reach this emulator's token endpoint."""
         return {"AZURE_AUTHORITY_HOST": self.base_url, "REQUESTS_CA_BUNDLE": self.ca_path}
 
+    def ssl_context(self) -> ssl.SSLContext:
+        """A TLS context that trusts the emulator's CA (httpx ``verify=``)."""
+        return ssl.create_default_context(cafile=self.ca_path)
+
     def http_client(self, **kwargs: Any) -> httpx.Client:
         """An httpx client that trusts the emulator's CA."""
-        return httpx.Client(verify=self.ca_path, **kwargs)
+        return httpx.Client(verify=self.ssl_context(), **kwargs)
 
     def fetch_token(self, http: httpx.Client) -> str:
         """A bearer token via the client-credentials grant."""

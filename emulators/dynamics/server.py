@@ -10,6 +10,7 @@ import time
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
@@ -18,7 +19,15 @@ from emulators.dynamics.tls import TlsFiles, write_tls_files
 
 
 class _Server(uvicorn.Server):
-    """uvicorn that stops on SIGTERM/SIGINT and exits cleanly instead of re-raising the signal."""
+    """uvicorn that stops at once on SIGTERM/SIGINT and exits cleanly instead of re-raising.
+
+    Stopping does not wait for idle keep-alive TLS connections: an idle client that never
+    answers the TLS close would otherwise hold shutdown for the SSL shutdown timeout.
+    """
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.should_exit = True
+        self.force_exit = True
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -39,6 +48,7 @@ def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(2048)
     sock.set_inheritable(True)
@@ -65,6 +75,7 @@ class RunningServer:
         """Stop serving and wait for the thread."""
         self.emulator.faults.release_held()
         self.server.should_exit = True
+        self.server.force_exit = True
         if self.thread is not None:
             self.thread.join(timeout=15)
         self.sock.close()
