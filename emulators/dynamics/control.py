@@ -19,6 +19,7 @@ from starlette.routing import Route
 from emulators.dynamics.clock import format_datetime
 from emulators.dynamics.config import LimitsConfig
 from emulators.dynamics.environment import Environment
+from emulators.dynamics.errors import ODataError
 from emulators.dynamics.faults import FaultRule
 from emulators.dynamics.seed import SeedSpec, Seeder
 from emulators.dynamics.serialize import LOOKUP_NAME
@@ -85,11 +86,13 @@ def seed_environment(env: Environment, request: SeedRequest, default_seed: int) 
         return Seeder(env, spec).run()
     except ValueError as exc:
         raise ControlError(400, str(exc)) from None
+    except ODataError as exc:  # an alternate-key clash with rows already there
+        raise ControlError(409, exc.message) from None
 
 
 def export_record(data: TableData, record: Record) -> dict[str, Any]:
     """A row as the control API returns it: values, versionnumber, lookup target annotations."""
-    row = dict(record.values)
+    row = {c.value_name: record.values.get(c.value_name) for c in data.table.columns.values()}
     for name, target in record.targets.items():
         row[f"{name}@{LOOKUP_NAME}"] = target
     row["versionnumber"] = record.version
@@ -102,9 +105,9 @@ def import_record(env: Environment, data: TableData, row: dict[str, Any], existi
     record = existing.copy() if existing is not None else Record({}, {})
     now = format_datetime(env.clock.now())
     for key, value in row.items():
-        if key.endswith(f"@{LOOKUP_NAME}"):
+        if key.endswith(f"@{LOOKUP_NAME}") and value is not None:
             record.targets[key.split("@", 1)[0]] = str(value)
-            continue
+    for key, value in row.items():
         if "@" in key or key == "versionnumber":
             continue
         column = table.column_for_property(key)
@@ -272,8 +275,8 @@ def control_routes(emulator: Emulator) -> list[Route]:
             records[record.values[data.table.primary_id]] = record
         try:
             env.db.load(data, records)
-        except Exception as exc:  # an alternate-key clash surfaces as an ODataError
-            raise ControlError(409, str(exc)) from None
+        except ODataError as exc:  # an alternate-key clash
+            raise ControlError(409, exc.message) from None
         return _json({"ids": list(records), "versions": [r.version for r in records.values()]})
 
     async def get_record(request: Request) -> Response:

@@ -29,6 +29,7 @@ class Environment:
         self.clock = clock
         self.tables = config.build_tables()
         self.db = Database(self.tables)
+        self._tracking_defaults = {n: t.change_tracking for n, t in self.tables.items()}
         rng = random.Random(f"environment-{seed}")
         self.environment_id = new_guid(rng)
         self.organization_id = new_guid(rng)
@@ -48,8 +49,11 @@ class Environment:
         return int(value) if value is not None else self.config.expire_change_tracking_in_days
 
     def reset(self) -> None:
-        """Empty every table, then recreate the organization row and the application user."""
+        """Empty every table, restore table settings, recreate the organization row and app user."""
+        for name, enabled in self._tracking_defaults.items():
+            self.tables[name].change_tracking = enabled
         self.db.clear()
+        self.db.version_floor = 0
         self.install_identity_rows()
 
     def install_identity_rows(self) -> None:

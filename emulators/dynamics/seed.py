@@ -63,10 +63,10 @@ TITLES = (
 STREETS = ("Main St", "Oak Avenue", "Pine Road", "Market Street", "High Street", "Elm Drive")
 BAD_EMAILS = (
     "{f}.{l}.at.example.com",
-    "{f}@",
-    "{f}@@example.com",
+    "{f}.{l}@",
+    "{f}.{l}@@example.com",
     "{f} {l}@example.com",
-    "@example.com",
+    "@{f}.{l}.example.com",
     "{f}.{l}@example",
 )
 ROLES = (
