@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import uuid
 from typing import Any
@@ -147,7 +148,9 @@ class Emulator:
                 f"Bearer authorization_uri=https://{host}/{self.config.auth.tenant_id}"
                 f"/oauth2/authorize, resource_id=https://{host}/"
             )
-            return self._respond(ApiResponse.error(exc), request_id, {"WWW-Authenticate": challenge})
+            return self._respond(
+                ApiResponse.error(exc), request_id, {"WWW-Authenticate": challenge}
+            )
         client = claims.client_id
         try:
             self.limits.acquire(client)
@@ -175,7 +178,9 @@ class Emulator:
                 response, _ = self.api.handle(req)
         finally:
             self.limits.release(client)
-        remaining = {"x-ms-ratelimit-burst-remaining-xrm-requests": str(self.limits.remaining(client))}
+        remaining = {
+            "x-ms-ratelimit-burst-remaining-xrm-requests": str(self.limits.remaining(client))
+        }
         return self._respond(response, request_id, remaining)
 
     async def _fault(self, decision: Decision, request_id: str) -> Response:
@@ -199,10 +204,8 @@ class Emulator:
             return self._respond(ApiResponse.error(error), request_id)
         if kind == "timeout":
             event = self.faults.release_event()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), timeout=rule.hang_seconds)
-            except TimeoutError:
-                pass
         return DroppedConnection()
 
     def _respond(
@@ -228,4 +231,4 @@ def build_emulator(config: EmulatorConfig | None = None, seed: int = 0) -> Emula
     return Emulator(config, seed)
 
 
-__all__ = ["DroppedConnection", "EmulatorClock", "Emulator", "Environment", "build_emulator"]
+__all__ = ["DroppedConnection", "Emulator", "EmulatorClock", "Environment", "build_emulator"]

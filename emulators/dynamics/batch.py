@@ -55,7 +55,9 @@ class ChangeSet:
 def boundary_of(content_type: str | None) -> str:
     """The boundary parameter (quoted or not) of a multipart/mixed content type."""
     if not content_type or not content_type.lower().startswith("multipart/mixed"):
-        raise bad_request("A $batch request must have Content-Type multipart/mixed with a boundary.")
+        raise bad_request(
+            "A $batch request must have Content-Type multipart/mixed with a boundary."
+        )
     match = _BOUNDARY.search(content_type)
     if match is None:
         raise bad_request("The multipart/mixed Content-Type has no boundary.")
@@ -178,7 +180,9 @@ class BatchExecutor:
             ref, _, rest = url[1:].partition("/")
             resolved = content_ids.get(ref)
             if resolved is None:
-                raise bad_request(f"Content-ID Reference: '${ref}' does not exist in the batch context.")
+                raise bad_request(
+                    f"Content-ID Reference: '${ref}' does not exist in the batch context."
+                )
             url = resolved + (f"/{rest}" if rest else "")
         split = urlsplit(url)
         path = split.path
@@ -273,7 +277,7 @@ def _render_part(result: PartResult) -> bytes:
     lines.append("")
     text = "\r\n".join(lines) + "\r\n"
     body = response.body
-    return text.encode() + body + (b"\r\n" if body else b"\r\n")
+    return text.encode() + body + b"\r\n"
 
 
 def render(results: list[PartResult | list[PartResult]], status: int) -> ApiResponse:

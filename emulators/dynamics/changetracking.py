@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from emulators.dynamics.errors import bad_request, expired_version_stamp
 from emulators.dynamics.store import Database, TableData
 
-TOKEN_TIME_FORMAT = "%m/%d/%Y %H:%M:%S"
+TOKEN_TIME_FORMAT = "%m/%d/%Y %H:%M:%S"  # noqa: S105 - a date format, not a secret
 _TOKEN = re.compile(r"^(\d+)!(\d{2}/\d{2}/\d{4} \d{2}:\d{2}:\d{2})$")
 
 

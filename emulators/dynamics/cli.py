@@ -14,14 +14,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-SECRET_ENV = "DYNAMICS_EMULATOR_CLIENT_SECRET"
+SECRET_ENV = "DYNAMICS_EMULATOR_CLIENT_SECRET"  # noqa: S105 - a variable name
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Options of ``dmsync emulator dynamics``."""
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port (default 0: a free port)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for ids and seed data (default 0)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed for ids and seed data (default 0)"
+    )
     parser.add_argument(
         "--records", type=int, default=0, help="seed this many rows per table at start (default 0)"
     )
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     async def serve() -> None:
         task = asyncio.create_task(running.server.serve(sockets=[running.sock]))
-        while not running.server.started and not task.done():
+        while not running.server.started and not task.done():  # noqa: ASYNC110 - uvicorn sets a flag
             await asyncio.sleep(0.01)
         if running.server.started:
             print(

@@ -1,4 +1,4 @@
-"""The emulator's configuration: credentials, limits, change tracking, alternate keys, custom tables.
+"""Emulator configuration: credentials, limits, change tracking, alternate keys, custom tables.
 
 Loaded from a JSON file (``--config``) or built in code; every field has a documented default
 (see README). The default declares the custom table ``new_project`` with a lookup to account.
@@ -13,10 +13,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from emulators.dynamics.schema import (
+    ACTIVE_STATE,
+    ACTIVE_STATUS,
+    SYNC_FILTER_TABLES,
     AttrType,
     Column,
     OnDelete,
-    SYNC_FILTER_TABLES,
     Table,
     boolean,
     choice,
@@ -28,8 +30,6 @@ from emulators.dynamics.schema import (
     sync_filter_column,
     system,
     text,
-    ACTIVE_STATE,
-    ACTIVE_STATUS,
 )
 
 DEFAULT_TENANT_ID = "6f3c1a52-8d7e-4b1f-9a0c-2e5d4c3b2a10"
@@ -46,9 +46,7 @@ class CustomColumn(_Strict):
     """A column of a custom table."""
 
     name: str
-    type: Literal[
-        "String", "Memo", "Integer", "Money", "Boolean", "DateTime", "Picklist", "Lookup"
-    ]
+    type: Literal["String", "Memo", "Integer", "Money", "Boolean", "DateTime", "Picklist", "Lookup"]
     max_length: int | None = None
     min_value: float | None = None
     max_value: float | None = None
@@ -70,6 +68,24 @@ class CustomTable(_Strict):
     alternate_keys: list[list[str]] = []
     change_tracking: bool = True
     sync_filter: bool = True
+
+
+DEFAULT_PROJECT_TABLE = CustomTable(
+    logical_name="new_project",
+    entity_set="new_projects",
+    primary_name="new_name",
+    schema_name="new_Project",
+    columns=[
+        CustomColumn(name="new_name", type="String", max_length=100),
+        CustomColumn(name="new_description", type="Memo", max_length=2000),
+        CustomColumn(name="new_budget", type="Money"),
+        CustomColumn(name="new_startdate", type="DateTime"),
+        CustomColumn(
+            name="new_accountid", type="Lookup", target="account", schema_name="new_AccountId"
+        ),
+    ],
+    alternate_keys=[],
+)
 
 
 class AuthConfig(_Strict):
@@ -137,24 +153,8 @@ class EmulatorConfig(_Strict):
                         raise ValueError(
                             f"alternate key column {name!r} is not a column of {table.logical_name}"
                         )
-        assert SYNC_FILTER_TABLES <= by_name.keys()
+        assert by_name.keys() >= SYNC_FILTER_TABLES
         return by_name
-
-
-DEFAULT_PROJECT_TABLE = CustomTable(
-    logical_name="new_project",
-    entity_set="new_projects",
-    primary_name="new_name",
-    schema_name="new_Project",
-    columns=[
-        CustomColumn(name="new_name", type="String", max_length=100),
-        CustomColumn(name="new_description", type="Memo", max_length=2000),
-        CustomColumn(name="new_budget", type="Money"),
-        CustomColumn(name="new_startdate", type="DateTime"),
-        CustomColumn(name="new_accountid", type="Lookup", target="account", schema_name="new_AccountId"),
-    ],
-    alternate_keys=[],
-)
 
 
 def _custom_column(spec: CustomColumn) -> Column:

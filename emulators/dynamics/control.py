@@ -7,6 +7,7 @@ Every endpoint is listed in ``emulators/dynamics/README.md``.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ from emulators.dynamics.config import LimitsConfig
 from emulators.dynamics.environment import Environment
 from emulators.dynamics.errors import ODataError
 from emulators.dynamics.faults import FaultRule
-from emulators.dynamics.seed import SeedSpec, Seeder
+from emulators.dynamics.seed import Seeder, SeedSpec
 from emulators.dynamics.serialize import LOOKUP_NAME
 from emulators.dynamics.store import Record, TableData
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from emulators.dynamics.app import Emulator
 
 COPY_VERSION_GAP = 1_000_000
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 class ControlError(Exception):
@@ -99,7 +101,9 @@ def export_record(data: TableData, record: Record) -> dict[str, Any]:
     return row
 
 
-def import_record(env: Environment, data: TableData, row: dict[str, Any], existing: Record | None) -> Record:
+def import_record(
+    env: Environment, data: TableData, row: dict[str, Any], existing: Record | None
+) -> Record:
     """A control-API row (Web API property names) as a record; merges into ``existing``."""
     table = data.table
     record = existing.copy() if existing is not None else Record({}, {})
@@ -148,7 +152,9 @@ def copy_environment(emulator: Emulator, body: dict[str, Any]) -> dict[str, Any]
     env = emulator.env
     source = body.get("source")
     if not isinstance(source, dict):
-        raise ControlError(400, "body needs 'source': {'seed': ..., 'records_per_table': ...} or {'snapshot': ...}")
+        raise ControlError(
+            400, "body needs 'source': {'seed': ..., 'records_per_table': ...} or {'snapshot': ...}"
+        )
     if "snapshot" in source:
         tables = source["snapshot"].get("tables", {})
     else:
@@ -189,7 +195,9 @@ def copy_environment(emulator: Emulator, body: dict[str, Any]) -> dict[str, Any]
 
 def control_routes(emulator: Emulator) -> list[Route]:
     """The ``/_emulator/`` routes bound to ``emulator``."""
-    env_of = lambda: emulator.env  # noqa: E731 - the environment object survives every call
+
+    def env_of() -> Environment:
+        return emulator.env
 
     def table_data(request: Request) -> TableData:
         name = request.path_params["table"]
@@ -328,12 +336,17 @@ def control_routes(emulator: Emulator) -> list[Route]:
             if body.get("reset"):
                 env_clock.reset()
             if "set" in body:
-                env_clock.set(datetime.fromisoformat(str(body["set"]).replace("Z", "+00:00")), freeze=bool(body.get("freeze")))
+                env_clock.set(
+                    datetime.fromisoformat(str(body["set"]).replace("Z", "+00:00")),
+                    freeze=bool(body.get("freeze")),
+                )
             elif body.get("freeze"):
                 env_clock.set(env_clock.now(), freeze=True)
             if body.get("unfreeze"):
                 env_clock.unfreeze()
-            seconds = float(body.get("advance_seconds", 0)) + 86400 * float(body.get("advance_days", 0))
+            seconds = float(body.get("advance_seconds", 0)) + 86400 * float(
+                body.get("advance_days", 0)
+            )
             if seconds:
                 env_clock.advance(seconds)
         return _json({"now": format_datetime(env_clock.now())})
@@ -397,9 +410,11 @@ def control_routes(emulator: Emulator) -> list[Route]:
         body = await _body(request)
         if "token_lifetime_seconds" in body:
             emulator.tokens.lifetime = int(body["token_lifetime_seconds"])
-        return _json({"token_lifetime_seconds": emulator.tokens.lifetime, "issued": emulator.tokens.issued})
+        return _json(
+            {"token_lifetime_seconds": emulator.tokens.lifetime, "issued": emulator.tokens.issued}
+        )
 
-    def guarded(handler: Any) -> Any:
+    def guarded(handler: Handler) -> Handler:
         async def endpoint(request: Request) -> Response:
             try:
                 response: Response = await handler(request)

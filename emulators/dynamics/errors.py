@@ -14,7 +14,7 @@ NOT_FOUND = "0x80040217"  # ObjectDoesNotExist, HTTP 404
 DUPLICATE_KEY = "0x80040237"  # DuplicateRecord, HTTP 412
 VALIDATION = "0x80044331"  # attribute length validation, HTTP 400
 EXPIRED_VERSION_STAMP = "0x80044352"  # ExpiredVersionStamp
-ACCESS_TOKEN_EXPIRED = "0x8005F101"  # AccessTokenExpired
+ACCESS_TOKEN_EXPIRED = "0x8005F101"  # noqa: S105 - AccessTokenExpired error code
 THROTTLED_REQUESTS = "0x80072322"
 THROTTLED_CONCURRENCY = "0x80072326"
 # UNVERIFIED: the code Dataverse uses for OData syntax/semantic problems (unknown property,
@@ -67,9 +67,7 @@ def not_found(logical_name: str, record_id: str) -> ODataError:
 
 def resource_not_found(segment: str) -> ODataError:
     """404 for an unknown entity set or function."""
-    return ODataError(
-        404, ODATA_BAD_REQUEST, f"Resource not found for the segment '{segment}'."
-    )
+    return ODataError(404, ODATA_BAD_REQUEST, f"Resource not found for the segment '{segment}'.")
 
 
 def duplicate_key(message: str = "A record with matching key values already exists.") -> ODataError:

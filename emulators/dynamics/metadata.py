@@ -96,7 +96,9 @@ def retrieve_current_organization(
 ) -> ApiResponse:
     """``RetrieveCurrentOrganization(AccessType=...)``: the OrganizationDetail (reference §5)."""
     if not path.key or "AccessType" not in path.key:
-        raise bad_request("The parameter 'AccessType' of 'RetrieveCurrentOrganization' is required.")
+        raise bad_request(
+            "The parameter 'AccessType' of 'RetrieveCurrentOrganization' is required."
+        )
     org = env.db.data["organization"].rows[env.organization_id].values
     host = req.base_url.split("://", 1)[-1]
     return ApiResponse.json(
@@ -184,7 +186,9 @@ def attribute_metadata(table: Table, column: Column) -> dict[str, Any]:
     return item
 
 
-def _select(items: list[dict[str, Any]], options: dict[str, str], meta: Table) -> list[dict[str, Any]]:
+def _select(
+    items: list[dict[str, Any]], options: dict[str, str], meta: Table
+) -> list[dict[str, Any]]:
     if "$filter" in options:
         predicate = compile_filter(options["$filter"], meta)
         items = [i for i in items if predicate(i)]
@@ -252,12 +256,7 @@ def _table_for(env: Environment, key: str) -> Table:
     name = parsed.get("LogicalName")
     if not isinstance(name, str) or len(parsed) != 1:
         raise bad_request("EntityDefinitions is keyed by MetadataId or LogicalName='<name>'.")
-    table = env.tables.get(name)
-    if table is None:
-        raise ODataNotFound(name)
-    return table
-
-
-def ODataNotFound(name: str) -> Exception:  # noqa: N802 - reads as the error it builds
-    """404 for an EntityDefinitions key naming no table."""
-    return not_found("EntityMetadata", f"LogicalName='{name}'")
+    found = env.tables.get(name)
+    if found is None:
+        raise not_found("EntityMetadata", f"LogicalName='{name}'")
+    return found

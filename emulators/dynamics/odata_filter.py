@@ -79,9 +79,7 @@ def tokenize(text: str) -> list[Token]:
     while position < len(text):
         match = _TOKEN.match(text, position)
         if match is None:
-            raise bad_request(
-                f"Syntax error at position {position} in '{text}'."
-            )
+            raise bad_request(f"Syntax error at position {position} in '{text}'.")
         kind = match.lastgroup or ""
         if kind != "ws":
             tokens.append(Token(kind, match.group(), position))
@@ -236,7 +234,11 @@ class Parser:
         self._expect("comma")
         arg = self._operand()
         self._expect("rparen")
-        if not isinstance(operand, Property) or not isinstance(arg, Literal) or arg.kind != "string":
+        if (
+            not isinstance(operand, Property)
+            or not isinstance(arg, Literal)
+            or arg.kind != "string"
+        ):
             raise bad_request(f"'{name}' takes a property and a string literal.")
         return Call(name, operand, arg)
 
@@ -261,7 +263,8 @@ class Parser:
                 return Literal("null", None)
             return Property(token.text)
         raise bad_request(
-            f"Syntax error at position {token.position} in '{self.text}': unexpected '{token.text}'."
+            f"Syntax error at position {token.position} in '{self.text}': "
+            f"unexpected '{token.text}'."
         )
 
 

@@ -75,7 +75,9 @@ class ApiResponse:
     body: bytes = b""
 
     @classmethod
-    def json(cls, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> ApiResponse:
+    def json(
+        cls, status: int, payload: Any, headers: Mapping[str, str] | None = None
+    ) -> ApiResponse:
         """A JSON response with the OData content type."""
         merged = {"Content-Type": JSON_CONTENT_TYPE, **ODATA_HEADERS, **(headers or {})}
         return cls(status, merged, orjson.dumps(payload))
@@ -133,7 +135,9 @@ def parse_prefer(values: str | None) -> Preferences:
 
 
 def _split_outside_quotes(text: str, separator: str) -> list[str]:
-    parts, current, quoted = [], [], False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
     for char in text:
         if char == '"':
             quoted = not quoted
@@ -204,9 +208,7 @@ def parse_key(key: str) -> str | dict[str, Any]:
 
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_PAIR = re.compile(
-    r"\s*(?P<name>[A-Za-z_][\w]*)\s*=\s*(?P<value>'(?:[^']|'')*'|[^,]+?)\s*(?:,|$)"
-)
+_PAIR = re.compile(r"\s*(?P<name>[A-Za-z_][\w]*)\s*=\s*(?P<value>'(?:[^']|'')*'|[^,]+?)\s*(?:,|$)")
 
 
 def _parse_pairs(key: str) -> dict[str, Any]:

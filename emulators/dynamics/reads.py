@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from emulators.dynamics.changetracking import DeltaToken, changes_between, check_token
+from emulators.dynamics.changetracking import Change, DeltaToken, changes_between, check_token
 from emulators.dynamics.clock import format_datetime
 from emulators.dynamics.environment import Environment
 from emulators.dynamics.errors import (
@@ -97,7 +97,9 @@ def parse_orderby(table: Table, text: str | None) -> list[tuple[Column, bool]]:
     return orders
 
 
-def context_url(req: ApiRequest, table: Table, select: list[Column] | None, suffix: str = "") -> str:
+def context_url(
+    req: ApiRequest, table: Table, select: list[Column] | None, suffix: str = ""
+) -> str:
     """``@odata.context`` for a collection, an entity or a delta."""
     names = f"({','.join(c.value_name for c in select)})" if select else ""
     return f"{req.api_root}/$metadata#{table.entity_set}{names}{suffix}"
@@ -116,6 +118,13 @@ def _sort_key(value: Any) -> tuple[int, Any]:
     if value is None:
         return (0, "")
     return (1, value.casefold() if isinstance(value, str) else value)
+
+
+def _column_sort_key(name: str) -> Callable[[Record], tuple[int, Any]]:
+    def key(record: Record) -> tuple[int, Any]:
+        return _sort_key(record.values.get(name))
+
+    return key
 
 
 def _compare(a: list[Any], b: list[Any], descending: list[bool]) -> int:
@@ -269,8 +278,7 @@ class QueryReader:
             if predicate is None or predicate(r.values)
         ]  # fmt: skip
         for column, desc in reversed(orders):
-            name = column.value_name
-            records.sort(key=lambda r, n=name: _sort_key(r.values.get(n)), reverse=desc)
+            records.sort(key=_column_sort_key(column.value_name), reverse=desc)
         start = 0
         if cookie is not None:
             names = [c.value_name for c, _ in orders]
@@ -404,7 +412,7 @@ class QueryReader:
         # even when rows change between pages (a row changed after the snapshot is in the next
         # delta instead).
         phase = cookie.attrs.get("phase", "u") if cookie else "u"
-        entries = []
+        entries: list[tuple[str, Change]] = []
         if phase == "u":
             entries.extend(("u", c) for c in upserts if c.version > after)
             entries.extend(("d", c) for c in deletes)

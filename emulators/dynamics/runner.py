@@ -41,14 +41,18 @@ class ControlClient:
 
     def __init__(self, base_url: str, ca_path: str) -> None:
         self._http = httpx.Client(
-            base_url=f"{base_url}/_emulator", verify=ssl.create_default_context(cafile=ca_path), timeout=120
+            base_url=f"{base_url}/_emulator",
+            verify=ssl.create_default_context(cafile=ca_path),
+            timeout=120,
         )
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
         self._http.close()
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None, **params: Any) -> Any:
+    def _call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, **params: Any
+    ) -> Any:
         response = self._http.request(method, path, json=body, params=params or None)
         if response.status_code >= 400:
             raise RuntimeError(f"control {method} {path}: {response.status_code} {response.text}")
@@ -134,7 +138,9 @@ class ControlClient:
 
     def advance_clock(self, *, seconds: float = 0, days: float = 0) -> datetime:
         """Move the emulator clock forward."""
-        text = self._call("POST", "/clock", {"advance_seconds": seconds, "advance_days": days})["now"]
+        text = self._call("POST", "/clock", {"advance_seconds": seconds, "advance_days": days})[
+            "now"
+        ]
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
     def set_clock(self, instant: datetime, *, freeze: bool = False) -> None:
@@ -171,7 +177,10 @@ class ControlClient:
 
     def clear_faults(self, seed: int | None = None) -> None:
         """Remove every fault rule (optionally reseeding)."""
-        self._call("DELETE", "/faults", **({"seed": seed} if seed is not None else {}))
+        if seed is None:
+            self._call("DELETE", "/faults")
+        else:
+            self._call("DELETE", "/faults", None, seed=seed)
 
     def release_held(self) -> None:
         """Let requests held by a ``timeout`` fault finish (their connection is dropped)."""
@@ -282,7 +291,9 @@ def run_dynamics_emulator(
             with _thread_emulator(config, seed, records, host, ca_dir) as handle:
                 yield handle
         else:
-            with _subprocess_emulator(config, seed, records, host, ca_dir, startup_timeout) as handle:
+            with _subprocess_emulator(
+                config, seed, records, host, ca_dir, startup_timeout
+            ) as handle:
                 yield handle
     finally:
         shutil.rmtree(ca_dir, ignore_errors=True)
@@ -337,7 +348,7 @@ def _subprocess_emulator(
         "--ca-dir", str(ca_dir), "--config", str(config_path),
     ]  # fmt: skip
     env = {**os.environ, "DYNAMICS_EMULATOR_CLIENT_SECRET": config.auth.client_secret}
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
         command,
         cwd=REPO_ROOT,
         env=env,

@@ -221,7 +221,13 @@ TEAM_TYPE = {
     2: "Microsoft Entra ID Security Group",
     3: "Microsoft Entra ID Office Group",
 }
-ACCESS_MODE = {0: "Read-Write", 1: "Administrative", 2: "Read", 3: "Support User", 4: "Non-interactive"}
+ACCESS_MODE = {
+    0: "Read-Write",
+    1: "Administrative",
+    2: "Read",
+    3: "Support User",
+    4: "Non-interactive",
+}
 CONNECTION_ROLE_CATEGORY = {
     1: "Business",
     2: "Family",

@@ -22,19 +22,124 @@ from emulators.dynamics.schema import SYNC_FILTER, AttrType, Table
 from emulators.dynamics.store import Record
 from emulators.dynamics.writes import DEFAULT_CURRENCY_ID
 
-FIRST = (
-    "Ada Alan Grace Linus Margaret Dennis Barbara Ken Frances John Radia Tim Hedy Edsger Karen "
-    "Donald Sophie Guido Anita Bjarne Shafi Leslie Fran Niklaus Adele Yukihiro Jean Rasmus Ana "
-    "Mary Carlos Priya Chen Olga Kwame Fatima Mateo Aiko Lars Ingrid Omar Zoe Pablo Hana Ivan"
-).split()
-LAST = (
-    "Lovelace Turing Hopper Torvalds Hamilton Ritchie Liskov Thompson Allen Backus Perlman "
-    "Berners-Lee Lamarr Dijkstra Jones Knuth Wilson Rossum Borg Stroustrup Goldwasser Lamport "
-    "Wirth Goldberg Matsumoto Sammet Lerdorf Silva Nakamura Okafor Haddad Novak Jensen Garcia "
-    "Kowalski Schmidt Rossi Dubois Tanaka Ivanova Mensah Patel Nguyen Moreau Fischer"
-).split()
-COMPANY_A = "Contoso Fabrikam Northwind Tailspin Litware Adventure Proseware Wingtip Alpine Coho".split()
-COMPANY_B = "Systems Labs Traders Logistics Health Energy Foods Media Partners Works".split()
+FIRST = [
+    "Ada",
+    "Alan",
+    "Grace",
+    "Linus",
+    "Margaret",
+    "Dennis",
+    "Barbara",
+    "Ken",
+    "Frances",
+    "John",
+    "Radia",
+    "Tim",
+    "Hedy",
+    "Edsger",
+    "Karen",
+    "Donald",
+    "Sophie",
+    "Guido",
+    "Anita",
+    "Bjarne",
+    "Shafi",
+    "Leslie",
+    "Fran",
+    "Niklaus",
+    "Adele",
+    "Yukihiro",
+    "Jean",
+    "Rasmus",
+    "Ana",
+    "Mary",
+    "Carlos",
+    "Priya",
+    "Chen",
+    "Olga",
+    "Kwame",
+    "Fatima",
+    "Mateo",
+    "Aiko",
+    "Lars",
+    "Ingrid",
+    "Omar",
+    "Zoe",
+    "Pablo",
+    "Hana",
+    "Ivan",
+]
+LAST = [
+    "Lovelace",
+    "Turing",
+    "Hopper",
+    "Torvalds",
+    "Hamilton",
+    "Ritchie",
+    "Liskov",
+    "Thompson",
+    "Allen",
+    "Backus",
+    "Perlman",
+    "Berners-Lee",
+    "Lamarr",
+    "Dijkstra",
+    "Jones",
+    "Knuth",
+    "Wilson",
+    "Rossum",
+    "Borg",
+    "Stroustrup",
+    "Goldwasser",
+    "Lamport",
+    "Wirth",
+    "Goldberg",
+    "Matsumoto",
+    "Sammet",
+    "Lerdorf",
+    "Silva",
+    "Nakamura",
+    "Okafor",
+    "Haddad",
+    "Novak",
+    "Jensen",
+    "Garcia",
+    "Kowalski",
+    "Schmidt",
+    "Rossi",
+    "Dubois",
+    "Tanaka",
+    "Ivanova",
+    "Mensah",
+    "Patel",
+    "Nguyen",
+    "Moreau",
+    "Fischer",
+]
+COMPANY_A = [
+    "Contoso",
+    "Fabrikam",
+    "Northwind",
+    "Tailspin",
+    "Litware",
+    "Adventure",
+    "Proseware",
+    "Wingtip",
+    "Alpine",
+    "Coho",
+]
+COMPANY_B = [
+    "Systems",
+    "Labs",
+    "Traders",
+    "Logistics",
+    "Health",
+    "Energy",
+    "Foods",
+    "Media",
+    "Partners",
+    "Works",
+]
 SUFFIX = ("Inc.", "Ltd", "GmbH", "S.A.", "LLC", "plc")
 CITIES = (
     ("Seattle", "WA", "United States", "98101"),
@@ -138,7 +243,10 @@ class Seeder:
                 raise ValueError(f"cannot seed unknown table {name!r}")
         custom = [n for n in counts if n.startswith("new_")]
         created: dict[str, int] = {}
-        self.user_ids = [self.env.app_user_id, *self._many("systemuser", counts.get("systemuser", 0), self._user)]
+        self.user_ids = [
+            self.env.app_user_id,
+            *self._many("systemuser", counts.get("systemuser", 0), self._user),
+        ]
         self.team_ids = self._many("team", counts.get("team", 0), self._team)
         existing_roles = list(self.env.db.data["connectionrole"].order)
         self.role_ids = existing_roles or self._many("connectionrole", len(ROLES), self._role)
@@ -171,7 +279,9 @@ class Seeder:
         return new_guid(self.rng)
 
     def _stamp(self, values: dict[str, Any]) -> None:
-        created = self.now - timedelta(days=self.rng.randint(1, 900), seconds=self.rng.randint(0, 86399))
+        created = self.now - timedelta(
+            days=self.rng.randint(1, 900), seconds=self.rng.randint(0, 86399)
+        )
         modified = created + timedelta(days=self.rng.randint(0, 30))
         values["createdon"] = format_datetime(created)
         values["modifiedon"] = format_datetime(min(modified, self.now))
@@ -182,9 +292,15 @@ class Seeder:
             values[name] = self.rng.choice(self.user_ids)
             targets[name] = "systemuser"
         if self.team_ids and self.rng.random() < 0.15:
-            values["_ownerid_value"], targets["_ownerid_value"] = self.rng.choice(self.team_ids), "team"
+            values["_ownerid_value"], targets["_ownerid_value"] = (
+                self.rng.choice(self.team_ids),
+                "team",
+            )
         else:
-            values["_ownerid_value"], targets["_ownerid_value"] = self.rng.choice(self.user_ids), "systemuser"
+            values["_ownerid_value"], targets["_ownerid_value"] = (
+                self.rng.choice(self.user_ids),
+                "systemuser",
+            )
 
     def _sync_flag(self) -> bool | None:
         draw = self.rng.random()
@@ -208,7 +324,9 @@ class Seeder:
         if self._bad():
             kind = self.rng.randrange(4)
             if kind == 0:
-                email = self.rng.choice(BAD_EMAILS).format(f=first.lower(), l=f"{last.lower()}{serial}")
+                email = self.rng.choice(BAD_EMAILS).format(
+                    f=first.lower(), l=f"{last.lower()}{serial}"
+                )
             elif kind == 1:  # at the column's maximum lengths
                 first = (first * 10)[: table.columns["firstname"].max_length]
                 local = f"{last.lower()}.{serial}."
@@ -228,7 +346,9 @@ class Seeder:
                 "emailaddress1": email,
                 "jobtitle": values.get("jobtitle") or self.rng.choice(TITLES),
                 "telephone1": f"+1 555 {self.rng.randint(1000000, 9999999)}",
-                "mobilephone": f"+1 555 {self.rng.randint(1000000, 9999999)}" if self.rng.random() < 0.6 else None,
+                "mobilephone": f"+1 555 {self.rng.randint(1000000, 9999999)}"
+                if self.rng.random() < 0.6
+                else None,
                 "address1_line1": f"{self.rng.randint(1, 9999)} {self.rng.choice(STREETS)}",
                 "address1_city": city,
                 "address1_stateorprovince": state,
@@ -286,7 +406,10 @@ class Seeder:
             "_administratorid_value": self.rng.choice(self.user_ids),
         }
         self._stamp(values)
-        return Record(values, {"_businessunitid_value": "businessunit", "_administratorid_value": "systemuser"})
+        return Record(
+            values,
+            {"_businessunitid_value": "businessunit", "_administratorid_value": "systemuser"},
+        )
 
     def _role(self, index: int) -> Record:
         name, category = ROLES[index]
@@ -394,7 +517,9 @@ class Seeder:
             "name": f"{self.rng.randint(5, 500)} licences – {self.rng.choice(COMPANY_A)}",
             "estimatedvalue": float(self.rng.randint(1, 1000) * 500),
             "closeprobability": self.rng.randint(0, 100),
-            "estimatedclosedate": format_datetime(self.now + timedelta(days=self.rng.randint(-100, 200)))[:10],
+            "estimatedclosedate": format_datetime(
+                self.now + timedelta(days=self.rng.randint(-100, 200))
+            )[:10],
             "actualclosedate": (
                 format_datetime(self.now - timedelta(days=self.rng.randint(1, 300)))[:10]
                 if state
@@ -490,13 +615,21 @@ class Seeder:
                 values[column.value_name] = self.rng.choice(self.account_ids)
                 targets[column.value_name] = "account"
             elif column.type is AttrType.STRING:
-                values[column.name] = f"Project {index + 1} {self.rng.choice(COMPANY_B)}"[: column.max_length]
+                values[column.name] = f"Project {index + 1} {self.rng.choice(COMPANY_B)}"[
+                    : column.max_length
+                ]
             elif column.type is AttrType.MEMO:
-                values[column.name] = "Scope and milestones." if not self._bad() else ("Scope. " * 400)[: column.max_length]
+                values[column.name] = (
+                    "Scope and milestones."
+                    if not self._bad()
+                    else ("Scope. " * 400)[: column.max_length]
+                )
             elif column.type is AttrType.MONEY:
                 values[column.name] = float(self.rng.randint(1, 200) * 1000)
             elif column.type is AttrType.DATETIME:
-                values[column.name] = format_datetime(self.now - timedelta(days=self.rng.randint(0, 400)))
+                values[column.name] = format_datetime(
+                    self.now - timedelta(days=self.rng.randint(0, 400))
+                )
             elif column.type is AttrType.INTEGER:
                 values[column.name] = self.rng.randint(0, 100)
             elif column.type is AttrType.BOOLEAN:

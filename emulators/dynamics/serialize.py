@@ -113,7 +113,7 @@ class RowRenderer:
         """One row as the Web API returns it."""
         values = record.values
         if self.fast:
-            row = {"@odata.etag": etag(record.version)}
+            row: dict[str, Any] = {"@odata.etag": etag(record.version)}
             for name in self.names:
                 row[name] = values.get(name)
             return row

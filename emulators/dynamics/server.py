@@ -1,4 +1,4 @@
-"""Serving an :class:`Emulator` with uvicorn over HTTPS, in the foreground or a background thread."""
+"""Serving an :class:`Emulator` with uvicorn over HTTPS (foreground or a background thread)."""
 
 from __future__ import annotations
 

@@ -171,7 +171,7 @@ class Database:
     # -- changes --------------------------------------------------------------------------------
 
     def write(self, data: TableData, record_id: str, record: Record) -> Record:
-        """Insert or replace a row, giving it a new version; raises 412 on an alternate-key clash."""
+        """Insert or replace a row with a new version; 412 on an alternate-key clash."""
         data._check_keys(record_id, record)
         self._remember(data, record_id)
         record.version = self.next_version()

@@ -145,14 +145,18 @@ class RowWriter:
         if text.startswith("$"):
             resolved = self.req.content_ids.get(text[1:])
             if resolved is None:
-                raise bad_request(f"Content-ID Reference: '{text}' does not exist in the batch context.")
+                raise bad_request(
+                    f"Content-ID Reference: '{text}' does not exist in the batch context."
+                )
             text = resolved
         if API_MARKER in text:
             text = text.split(API_MARKER, 1)[1]
         path = parse_path(unquote(text).lstrip("/"))
         target = self.db.by_set.get(path.name)
         if target is None or path.key is None or path.rest:
-            raise bad_request(f"The @odata.bind value '{reference}' is not a valid entity reference.")
+            raise bad_request(
+                f"The @odata.bind value '{reference}' is not a valid entity reference."
+            )
         logical = target.table.logical_name
         if allowed is not None and logical not in allowed:
             raise bad_request(
@@ -182,9 +186,8 @@ class RowWriter:
                 raise unknown_property(key, table.logical_name)
             if column.read_only:
                 continue  # system columns (createdon, versionnumber, fullname) are not writable
-            if key == table.primary_id:
-                if not creating:
-                    continue
+            if key == table.primary_id and not creating:
+                continue
             record.values[key] = self.convert(column, value)
 
     def _bind(self, record: Record, nav: str, value: Any) -> None:
@@ -226,7 +229,9 @@ class RowWriter:
         table = self.table
         if not table.can_create:
             raise ODataError(
-                405, INVALID_OPERATION, f"The 'Create' method does not support entities of type '{table.logical_name}'."
+                405,
+                INVALID_OPERATION,
+                f"The 'Create' method does not support entities of type '{table.logical_name}'.",
             )
         now = format_datetime(self.env.clock.now())
         record = Record({}, {})
@@ -289,7 +294,8 @@ class RowWriter:
             raise ODataError(
                 405,
                 INVALID_OPERATION,
-                f"The 'Delete' method does not support entities of type '{self.table.logical_name}'.",
+                "The 'Delete' method does not support entities of type "
+                f"'{self.table.logical_name}'.",
             )
         with self.db.transaction():
             self._delete_cascading(self.data, record_id)
@@ -380,7 +386,7 @@ class RowWriter:
         self.db.write(self.data, related, mirrored)
 
 
-# --- request handlers ------------------------------------------------------------------------------
+# --- request handlers ---------------------------------------------------------------------------
 
 
 def entity_id_url(req: ApiRequest, table: Table, key: str) -> str:

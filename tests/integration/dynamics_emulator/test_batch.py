@@ -10,6 +10,9 @@ import httpx
 
 from emulators.dynamics.runner import EmulatorHandle
 
+KID = '{"lastname": "Kid", "parentcustomerid_account@odata.bind": "$1"}'
+BIND_TO_1 = '{"parentcustomerid_account@odata.bind": "$1"}'
+
 
 @dataclass
 class Part:
@@ -21,7 +24,9 @@ class Part:
     content_id: str | None
 
 
-def _request(method: str, url: str, body: str | None = None, content_id: str | None = None, headers: str = "") -> str:
+def _request(
+    method: str, url: str, body: str | None = None, content_id: str | None = None, headers: str = ""
+) -> str:
     lines = ["Content-Type: application/http", "Content-Transfer-Encoding: binary"]
     if content_id:
         lines.append(f"Content-ID: {content_id}")
@@ -40,7 +45,8 @@ def _batch(parts: list[str | list[str]], boundary: str) -> str:
         if isinstance(part, list):
             changeset = f"changeset_{uuid.uuid4()}"
             inner = "".join(f"--{changeset}\r\n{p}" for p in part) + f"--{changeset}--\r\n"
-            out.append(f"--{boundary}\r\nContent-Type: multipart/mixed; boundary=\"{changeset}\"\r\n\r\n{inner}")
+            header = f'Content-Type: multipart/mixed; boundary="{changeset}"'
+            out.append(f"--{boundary}\r\n{header}\r\n\r\n{inner}")
         else:
             out.append(f"--{boundary}\r\n{part}")
     return "".join(out) + f"--{boundary}--\r\n"
@@ -67,19 +73,34 @@ def _parse_body(text: str, boundary: str) -> list[Part]:
         status_line, _, after = rest.partition("\r\n")
         header_text, _, body = after.partition("\r\n\r\n")
         headers = dict(line.split(": ", 1) for line in header_text.split("\r\n") if ": " in line)
-        parts.append(Part(int(status_line.split()[1]), headers, body.strip(), content_id.group(1) if content_id else None))
+        parts.append(
+            Part(
+                int(status_line.split()[1]),
+                headers,
+                body.strip(),
+                content_id.group(1) if content_id else None,
+            )
+        )
     return parts
 
 
-def _post_batch(api: httpx.Client, body: str, boundary: str, quoted: bool = True, prefer: str | None = None) -> httpx.Response:
-    content_type = f'multipart/mixed; boundary="{boundary}"' if quoted else f"multipart/mixed;boundary={boundary}"
+def _post_batch(
+    api: httpx.Client, body: str, boundary: str, quoted: bool = True, prefer: str | None = None
+) -> httpx.Response:
+    content_type = (
+        f'multipart/mixed; boundary="{boundary}"'
+        if quoted
+        else f"multipart/mixed;boundary={boundary}"
+    )
     headers = {"Content-Type": content_type}
     if prefer:
         headers["Prefer"] = prefer
     return api.post("$batch", content=body.encode(), headers=headers)
 
 
-def test_batch_of_creates_and_a_get_answers_in_order(dyn: EmulatorHandle, api: httpx.Client) -> None:
+def test_batch_of_creates_and_a_get_answers_in_order(
+    dyn: EmulatorHandle, api: httpx.Client
+) -> None:
     """Independent requests run in order; creates answer 204 with Location and OData-EntityId."""
     boundary = f"batch_{uuid.uuid4()}"
     body = _batch(
@@ -109,8 +130,7 @@ def test_changeset_with_content_id_references(dyn: EmulatorHandle, api: httpx.Cl
         [
             [
                 _request("POST", "/api/data/v9.2/accounts", '{"name": "Parent"}', content_id="1"),
-                _request("POST", "/api/data/v9.2/contacts",
-                         '{"lastname": "Kid", "parentcustomerid_account@odata.bind": "$1"}', content_id="2"),
+                _request("POST", "/api/data/v9.2/contacts", KID, content_id="2"),
                 _request("PATCH", "$1", '{"telephone1": "555"}', content_id="3"),
             ]
         ],
@@ -132,8 +152,15 @@ def test_failed_changeset_rolls_back_everything(dyn: EmulatorHandle, api: httpx.
     body = _batch(
         [
             [
-                _request("POST", "/api/data/v9.2/accounts", '{"name": "Rolled back"}', content_id="1"),
-                _request("POST", "/api/data/v9.2/contacts", '{"firstname": "' + "x" * 60 + '"}', content_id="2"),
+                _request(
+                    "POST", "/api/data/v9.2/accounts", '{"name": "Rolled back"}', content_id="1"
+                ),
+                _request(
+                    "POST",
+                    "/api/data/v9.2/contacts",
+                    '{"firstname": "' + "x" * 60 + '"}',
+                    content_id="2",
+                ),
             ]
         ],
         boundary,
@@ -189,8 +216,17 @@ def test_representation_and_upsert_inside_a_batch(api: httpx.Client) -> None:
     boundary = "batch_rep"
     body = _batch(
         [
-            _request("POST", "/api/data/v9.2/accounts", '{"name": "Rep"}', headers="Prefer: return=representation"),
-            _request("PATCH", "/api/data/v9.2/contacts(emailaddress1='b@example.com')", '{"lastname": "B"}'),
+            _request(
+                "POST",
+                "/api/data/v9.2/accounts",
+                '{"name": "Rep"}',
+                headers="Prefer: return=representation",
+            ),
+            _request(
+                "PATCH",
+                "/api/data/v9.2/contacts(emailaddress1='b@example.com')",
+                '{"lastname": "B"}',
+            ),
         ],
         boundary,
     )
@@ -200,7 +236,9 @@ def test_representation_and_upsert_inside_a_batch(api: httpx.Client) -> None:
     assert parts[1].headers["OData-EntityId"].endswith("contacts(emailaddress1='b@example.com')")
 
 
-def test_batch_rules_limits_nesting_get_in_changeset_and_forward_references(api: httpx.Client) -> None:
+def test_batch_rules_limits_nesting_get_in_changeset_and_forward_references(
+    api: httpx.Client,
+) -> None:
     """More than 1000 requests, nested batches, GET in a change set and $n before use are 400s."""
     boundary = "batch_rules"
     too_many = _batch([_request("GET", "/api/data/v9.2/WhoAmI") for _ in range(1001)], boundary)
@@ -213,11 +251,14 @@ def test_batch_rules_limits_nesting_get_in_changeset_and_forward_references(api:
     get_in_changeset = _batch([[_request("GET", "/api/data/v9.2/accounts")]], boundary)
     assert _post_batch(api, get_in_changeset, boundary).status_code == 400
     forward = _batch(
-        [[_request("POST", "/api/data/v9.2/contacts", '{"parentcustomerid_account@odata.bind": "$1"}', content_id="2"),
+        [[_request("POST", "/api/data/v9.2/contacts", BIND_TO_1, content_id="2"),
           _request("POST", "/api/data/v9.2/accounts", '{"name": "late"}', content_id="1")]],
         boundary,
     )  # fmt: skip
     response = _post_batch(api, forward, boundary)
     assert response.status_code == 400
     assert "Content-ID Reference: '$1' does not exist in the batch context." in response.text
-    assert api.post("$batch", content=b"x", headers={"Content-Type": "application/json"}).status_code == 400
+    assert (
+        api.post("$batch", content=b"x", headers={"Content-Type": "application/json"}).status_code
+        == 400
+    )

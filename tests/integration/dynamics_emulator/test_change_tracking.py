@@ -14,14 +14,18 @@ from emulators.dynamics.runner import EmulatorHandle
 TRACK = {"Prefer": "odata.track-changes"}
 
 
-def _read_all(api: httpx.Client, url: str, page_size: int = 5000) -> tuple[list[dict[str, Any]], str, int]:
+def _read_all(
+    api: httpx.Client, url: str, page_size: int = 5000
+) -> tuple[list[dict[str, Any]], str, int]:
     """Follow nextLinks; return every row, the deltaLink and the number of pages."""
     rows: list[dict[str, Any]] = []
     pages = 0
     next_url: str | None = url
     delta = ""
     while next_url:
-        response = api.get(next_url, headers={"Prefer": f"odata.track-changes,odata.maxpagesize={page_size}"})
+        response = api.get(
+            next_url, headers={"Prefer": f"odata.track-changes,odata.maxpagesize={page_size}"}
+        )
         assert response.status_code == 200, response.text
         assert "odata.track-changes" in response.headers["Preference-Applied"]
         body = response.json()
@@ -89,7 +93,9 @@ def test_delta_pages_without_losing_rows_that_change_between_pages(
     ids = [r["contactid"] for r in dyn.control.records("contact")]
     for record_id in ids:
         api.patch(f"contacts({record_id})", json={"jobtitle": "changed"})
-    first_page = api.get(delta, headers={"Prefer": "odata.track-changes,odata.maxpagesize=4"}).json()
+    first_page = api.get(
+        delta, headers={"Prefer": "odata.track-changes,odata.maxpagesize=4"}
+    ).json()
     assert len(first_page["value"]) == 4
     api.patch(f"contacts({first_page['value'][0]['contactid']})", json={"jobtitle": "again"})
     api.patch(f"contacts({ids[-1]})", json={"jobtitle": "again"})
@@ -103,7 +109,9 @@ def test_delta_pages_without_losing_rows_that_change_between_pages(
     assert ids[-1] in {r["contactid"] for r in later}
 
 
-@pytest.mark.parametrize("option", ["$filter=name eq 'x'", "$orderby=name", "$top=5", "$expand=primarycontactid"])
+@pytest.mark.parametrize(
+    "option", ["$filter=name eq 'x'", "$orderby=name", "$top=5", "$expand=primarycontactid"]
+)
 def test_query_options_are_refused_under_track_changes(api: httpx.Client, option: str) -> None:
     """$filter/$orderby/$expand/$top give the documented message under track-changes."""
     name = option.split("=")[0]
@@ -121,7 +129,10 @@ def test_table_without_change_tracking_gives_a_descriptive_400(
     dyn.control.set_change_tracking("new_project", False)
     response = api.get("new_projects", headers=TRACK)
     assert response.status_code == 400
-    assert "Change tracking is not enabled for the entity 'new_project'" in response.json()["error"]["message"]
+    assert (
+        "Change tracking is not enabled for the entity 'new_project'"
+        in response.json()["error"]["message"]
+    )
     organizations = api.get("organizations", headers=TRACK)
     assert organizations.status_code == 400
 
@@ -139,7 +150,9 @@ def test_token_older_than_expirechangetrackingindays_expires(
     assert expired.status_code == 400
     assert expired.json()["error"] == {
         "code": "0x80044352",
-        "message": "Version stamp associated with the client has expired. Please perform a full sync.",
+        "message": (
+            "Version stamp associated with the client has expired. Please perform a full sync."
+        ),
     }
     rows, fresh, _ = _read_all(api, "leads?$select=lastname")
     assert len(rows) == 1

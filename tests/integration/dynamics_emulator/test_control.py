@@ -1,4 +1,4 @@
-"""Control API: seeding, direct row access, counters, environment copy; and the subprocess runner."""
+"""Control API: seeding, direct rows, counters, environment copy; the subprocess runner."""
 
 from __future__ import annotations
 
@@ -17,7 +17,14 @@ TRACK = {"Prefer": "odata.track-changes"}
 def test_seed_is_deterministic_and_realistic(dyn: EmulatorHandle) -> None:
     """Same seed, same rows and GUIDs; links, shares of unsynced and bad rows are present."""
     rows = dyn.control.seed(200, seed=5, no_sync_share=0.2, bad_data_share=0.2)
-    assert rows["account"] == rows["contact"] == rows["lead"] == rows["opportunity"] == rows["new_project"] == 200
+    assert (
+        rows["account"]
+        == rows["contact"]
+        == rows["lead"]
+        == rows["opportunity"]
+        == rows["new_project"]
+        == 200
+    )
     assert rows["systemuser"] >= 4 and rows["team"] >= 2 and rows["connection"] > 0
     contacts = dyn.control.records("contact")
     ids = [c["contactid"] for c in contacts]
@@ -31,12 +38,23 @@ def test_seed_is_deterministic_and_realistic(dyn: EmulatorHandle) -> None:
     assert invalid, "some invalid e-mail addresses are seeded"
     assert any(len(e) == 100 for e in emails), "some values are at the column's maximum length"
     linked = [c for c in contacts if c["_parentcustomerid_value"]]
-    assert linked and all(c["_parentcustomerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] == "account" for c in linked)
+    assert linked and all(
+        c["_parentcustomerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] == "account"
+        for c in linked
+    )
     opportunities = dyn.control.records("opportunity")
-    assert {o["_customerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] for o in opportunities} == {"account", "contact"}
+    assert {
+        o["_customerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] for o in opportunities
+    } == {"account", "contact"}
     stakeholders = [c for c in dyn.control.records("connection") if c["ismaster"]]
-    assert all(c["_record1id_value@Microsoft.Dynamics.CRM.lookuplogicalname"] == "opportunity" for c in stakeholders)
-    owners = {a["_ownerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] for a in dyn.control.records("account")}
+    assert all(
+        c["_record1id_value@Microsoft.Dynamics.CRM.lookuplogicalname"] == "opportunity"
+        for c in stakeholders
+    )
+    owners = {
+        a["_ownerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"]
+        for a in dyn.control.records("account")
+    }
     assert owners == {"systemuser", "team"}
 
 
@@ -44,7 +62,9 @@ def test_seeded_rows_pass_the_web_api_validation(dyn: EmulatorHandle, api: httpx
     """Seeded values respect Dataverse's own limits: writing them back succeeds."""
     dyn.control.seed(counts={"contact": 60}, seed=3, bad_data_share=0.5)
     for row in dyn.control.records("contact"):
-        body = {k: row[k] for k in ("firstname", "lastname", "jobtitle", "description", "mobilephone")}
+        body = {
+            k: row[k] for k in ("firstname", "lastname", "jobtitle", "description", "mobilephone")
+        }
         response = api.patch(f"contacts({row['contactid']})", json=body, headers={"If-Match": "*"})
         assert response.status_code == 204, response.text
 

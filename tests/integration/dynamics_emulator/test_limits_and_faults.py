@@ -18,7 +18,10 @@ def test_request_limit_answers_429_with_retry_after_until_the_window_slides(
 ) -> None:
     """Over the window's budget: 429, 0x80072322, the documented message, Retry-After seconds."""
     dyn.control.set_limits(requests_per_window=5, window_seconds=300)
-    remaining = [int(api.get("WhoAmI").headers["x-ms-ratelimit-burst-remaining-xrm-requests"]) for _ in range(5)]
+    remaining = [
+        int(api.get("WhoAmI").headers["x-ms-ratelimit-burst-remaining-xrm-requests"])
+        for _ in range(5)
+    ]
     assert remaining == [4, 3, 2, 1, 0]
     throttled = api.get("WhoAmI")
     assert throttled.status_code == 429
@@ -36,16 +39,27 @@ def test_limits_are_on_by_default_at_the_documented_numbers(dyn: EmulatorHandle)
     """6,000 requests / 300 s and 52 concurrent requests unless a test changes them."""
     settings = dyn.control.limits()
     assert settings["enabled"] is True
-    assert (settings["requests_per_window"], settings["window_seconds"], settings["concurrent_requests"]) == (6000, 300, 52)
+    assert (
+        settings["requests_per_window"],
+        settings["window_seconds"],
+        settings["concurrent_requests"],
+    ) == (6000, 300, 52)
 
 
 def test_a_batch_counts_as_one_request(dyn: EmulatorHandle, api: httpx.Client) -> None:
     """api-limits.md: batching avoids the number-of-requests limit."""
     dyn.control.set_limits(requests_per_window=2)
     boundary = "batch_x"
-    part = "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\nGET /api/data/v9.2/WhoAmI HTTP/1.1\r\n\r\n\r\n"
+    part = (
+        "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+        "GET /api/data/v9.2/WhoAmI HTTP/1.1\r\n\r\n\r\n"
+    )
     body = f"--{boundary}\r\n{part}" * 10 + f"--{boundary}--\r\n"
-    batch = api.post("$batch", content=body.encode(), headers={"Content-Type": f"multipart/mixed; boundary={boundary}"})
+    batch = api.post(
+        "$batch",
+        content=body.encode(),
+        headers={"Content-Type": f"multipart/mixed; boundary={boundary}"},
+    )
     assert batch.status_code == 200
     assert api.get("WhoAmI").status_code == 200
     assert api.get("WhoAmI").status_code == 429
@@ -54,7 +68,9 @@ def test_a_batch_counts_as_one_request(dyn: EmulatorHandle, api: httpx.Client) -
 def test_concurrency_limit_answers_429_immediately(dyn: EmulatorHandle, token: str) -> None:
     """Requests held in flight count against the concurrency limit: the next one gets 0x80072326."""
     dyn.control.set_limits(concurrent_requests=2)
-    dyn.control.add_fault(path_prefix="/api/data/v9.2/accounts", sequence=["timeout", "timeout"], hang_seconds=60)
+    dyn.control.add_fault(
+        path_prefix="/api/data/v9.2/accounts", sequence=["timeout", "timeout"], hang_seconds=60
+    )
     headers = {**ODATA_HEADERS, "Authorization": f"Bearer {token}"}
     errors: list[type[BaseException]] = []
 
@@ -93,7 +109,9 @@ def test_fault_sequence_gives_429_500_503_in_order_on_the_matching_prefix(
     dyn: EmulatorHandle, api: httpx.Client
 ) -> None:
     """Exact faults per path prefix; other paths are untouched."""
-    dyn.control.add_fault(path_prefix="/api/data/v9.2/contacts", sequence=["429", "500", "503"], retry_after_seconds=7)
+    dyn.control.add_fault(
+        path_prefix="/api/data/v9.2/contacts", sequence=["429", "500", "503"], retry_after_seconds=7
+    )
     assert api.get("accounts").status_code == 200
     first = api.get("contacts")
     assert first.status_code == 429 and first.headers["Retry-After"] == "7"
@@ -106,7 +124,9 @@ def test_fault_sequence_gives_429_500_503_in_order_on_the_matching_prefix(
 
 def test_dropped_connection_and_timeout(dyn: EmulatorHandle, token: str) -> None:
     """``drop`` closes the connection mid-response; ``timeout`` holds past the client's timeout."""
-    dyn.control.add_fault(path_prefix="/api/data/v9.2/leads", sequence=["drop", "timeout"], hang_seconds=30)
+    dyn.control.add_fault(
+        path_prefix="/api/data/v9.2/leads", sequence=["drop", "timeout"], hang_seconds=30
+    )
     headers = {**ODATA_HEADERS, "Authorization": f"Bearer {token}"}
     with dyn.http_client(timeout=0.3) as http:
         with pytest.raises(httpx.RemoteProtocolError):

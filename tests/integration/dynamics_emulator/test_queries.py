@@ -70,7 +70,10 @@ def test_money_column_brings_the_currency_lookup(dyn: EmulatorHandle, api: httpx
         ("accountnumber ne null", {"Alpha O'Brien", "beta labs", "Gamma"}),
         ("new_synctomkto eq false", {"Gamma"}),
         ("not (new_synctomkto eq false)", {"Alpha O'Brien", "beta labs", "Delta"}),
-        ("createdon ge 2024-01-01 and createdon lt 2025-01-01T00:00:00Z", {"Alpha O'Brien", "beta labs"}),
+        (
+            "createdon ge 2024-01-01 and createdon lt 2025-01-01T00:00:00Z",
+            {"Alpha O'Brien", "beta labs"},
+        ),
         ("(industrycode eq 7 or industrycode eq 16) and numberofemployees gt 10", {"beta labs"}),
         ("contains(name,'ta')", {"beta labs", "Delta"}),
         ("startswith(name,'g') or endswith(name,'labs')", {"Gamma", "beta labs"}),
@@ -88,7 +91,10 @@ def test_filter_on_guid_and_lookup_value(dyn: EmulatorHandle, api: httpx.Client)
     """Lookups filter as _<name>_value with an unquoted GUID."""
     accounts = _accounts(dyn)
     target = accounts[1]["accountid"]
-    api.post("contacts", json={"lastname": "Linked", "parentcustomerid_account@odata.bind": f"/accounts({target})"})
+    api.post(
+        "contacts",
+        json={"lastname": "Linked", "parentcustomerid_account@odata.bind": f"/accounts({target})"},
+    )
     api.post("contacts", json={"lastname": "Alone"})
     rows = api.get("contacts", params={"$filter": f"_parentcustomerid_value eq {target}"}).json()
     assert [r["lastname"] for r in rows["value"]] == ["Linked"]
@@ -107,9 +113,7 @@ def test_filter_on_guid_and_lookup_value(dyn: EmulatorHandle, api: httpx.Client)
         ("name eq 'x')", "is not valid"),
     ],
 )
-def test_bad_filters_are_400(
-    api: httpx.Client, expression: str, fragment: str
-) -> None:
+def test_bad_filters_are_400(api: httpx.Client, expression: str, fragment: str) -> None:
     """Malformed or mistyped filters get a 400 with an OData error body."""
     response = api.get("accounts", params={"$filter": expression})
     assert response.status_code == 400
@@ -119,7 +123,9 @@ def test_bad_filters_are_400(
 def test_orderby_top_and_count(dyn: EmulatorHandle, api: httpx.Client) -> None:
     """$orderby (nulls first ascending), $top and $count=true."""
     _accounts(dyn)
-    ordered = api.get("accounts", params={"$orderby": "revenue desc,name", "$select": "name"}).json()
+    ordered = api.get(
+        "accounts", params={"$orderby": "revenue desc,name", "$select": "name"}
+    ).json()
     assert [r["name"] for r in ordered["value"]] == ["beta labs", "Alpha O'Brien", "Delta", "Gamma"]
     top = api.get("accounts", params={"$orderby": "name asc", "$top": "2", "$count": "true"}).json()
     assert [r["name"] for r in top["value"]] == ["Alpha O'Brien", "beta labs"]
@@ -137,7 +143,9 @@ def test_unsupported_query_options_are_rejected(api: httpx.Client, option: str) 
     assert option in response.json()["error"]["message"]
 
 
-def test_paging_with_maxpagesize_and_skiptoken_cookies(dyn: EmulatorHandle, api: httpx.Client) -> None:
+def test_paging_with_maxpagesize_and_skiptoken_cookies(
+    dyn: EmulatorHandle, api: httpx.Client
+) -> None:
     """Pages of odata.maxpagesize rows; nextLink after value; every row exactly once."""
     dyn.control.seed(counts={"account": 23})
     seen: list[str] = []
@@ -153,7 +161,9 @@ def test_paging_with_maxpagesize_and_skiptoken_cookies(dyn: EmulatorHandle, api:
         url = body.get("@odata.nextLink")
         if url:
             token = unquote(url.split("$skiptoken=")[1])
-            assert re.match(r'<cookie pagenumber="\d+" pagingcookie="[^"]+" istracking="False" />', token)
+            assert re.match(
+                r'<cookie pagenumber="\d+" pagingcookie="[^"]+" istracking="False" />', token
+            )
         pages += 1
     assert pages == 5
     assert len(seen) == len(set(seen)) == 23
@@ -163,7 +173,9 @@ def test_paging_with_maxpagesize_and_skiptoken_cookies(dyn: EmulatorHandle, api:
 def test_paging_with_orderby_and_filter(dyn: EmulatorHandle, api: httpx.Client) -> None:
     """Paging keeps $orderby and $filter across pages and loses no row."""
     dyn.control.seed(counts={"account": 30})
-    expected = api.get("accounts", params={"$filter": "numberofemployees gt 100", "$orderby": "name desc"}).json()["value"]
+    expected = api.get(
+        "accounts", params={"$filter": "numberofemployees gt 100", "$orderby": "name desc"}
+    ).json()["value"]
     seen: list[str] = []
     url: str | None = "accounts?$filter=numberofemployees gt 100&$orderby=name desc"
     while url:
@@ -186,16 +198,24 @@ def test_single_row_by_id_and_alternate_key_with_annotations(
     accounts = _accounts(dyn)
     record_id = accounts[0]["accountid"]
     prefer = {"Prefer": 'odata.include-annotations="*"'}
-    row = api.get(f"accounts({record_id})", params={"$select": "name,industrycode,revenue,_ownerid_value"}, headers=prefer)
+    row = api.get(
+        f"accounts({record_id})",
+        params={"$select": "name,industrycode,revenue,_ownerid_value"},
+        headers=prefer,
+    )
     assert row.status_code == 200
     body = row.json()
-    assert body["@odata.context"].endswith("#accounts(name,industrycode,revenue,_ownerid_value)/$entity")
+    assert body["@odata.context"].endswith(
+        "#accounts(name,industrycode,revenue,_ownerid_value)/$entity"
+    )
     assert body["industrycode@OData.Community.Display.V1.FormattedValue"] == "Consulting"
     assert body["revenue@OData.Community.Display.V1.FormattedValue"] == "$1,000.00"
     assert body["_ownerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] == "systemuser"
     assert body["_ownerid_value@Microsoft.Dynamics.CRM.associatednavigationproperty"] == "ownerid"
     keys = list(body)
-    assert keys.index("industrycode@OData.Community.Display.V1.FormattedValue") < keys.index("industrycode")
+    assert keys.index("industrycode@OData.Community.Display.V1.FormattedValue") < keys.index(
+        "industrycode"
+    )
     by_key = api.get("accounts(accountnumber='A-1')", params={"$select": "name"})
     assert by_key.json()["name"] == "Alpha O'Brien"
     assert row.headers["ETag"] == body["@odata.etag"]
@@ -238,7 +258,9 @@ def test_who_am_i_organization_and_metadata(dyn: EmulatorHandle, api: httpx.Clie
     ).json()["Detail"]
     assert detail["OrganizationId"] == info["organization_id"]
     assert detail["TenantId"] == dyn.tenant_id
-    org = api.get("organizations", params={"$select": "expirechangetrackingindays,name,createdon"}).json()
+    org = api.get(
+        "organizations", params={"$select": "expirechangetrackingindays,name,createdon"}
+    ).json()
     assert org["value"][0]["expirechangetrackingindays"] == 7
     assert org["value"][0]["organizationid"] == info["organization_id"]
     entity = api.get(
@@ -248,8 +270,13 @@ def test_who_am_i_organization_and_metadata(dyn: EmulatorHandle, api: httpx.Clie
     assert entity["EntitySetName"] == "new_projects"
     assert entity["PrimaryIdAttribute"] == "new_projectid"
     assert entity["ChangeTrackingEnabled"] is True
-    tracked = api.get("EntityDefinitions", params={"$select": "LogicalName", "$filter": "ChangeTrackingEnabled eq true"}).json()
-    assert {"lead", "contact", "account", "opportunity", "new_project"} <= {e["LogicalName"] for e in tracked["value"]}
+    tracked = api.get(
+        "EntityDefinitions",
+        params={"$select": "LogicalName", "$filter": "ChangeTrackingEnabled eq true"},
+    ).json()
+    assert {"lead", "contact", "account", "opportunity", "new_project"} <= {
+        e["LogicalName"] for e in tracked["value"]
+    }
     attributes = api.get(
         "EntityDefinitions(LogicalName='contact')/Attributes",
         params={"$select": "LogicalName,AttributeType,MaxLength"},

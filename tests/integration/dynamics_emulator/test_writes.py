@@ -1,4 +1,4 @@
-"""Writes: create, update, upsert (GUID and alternate key), conditions, delete, binds, validation."""
+"""Writes: create, update, upsert (GUID, alternate key), conditions, delete, binds, validation."""
 
 from __future__ import annotations
 
@@ -65,14 +65,16 @@ def test_update_bumps_version_and_modifiedon(dyn: EmulatorHandle, api: httpx.Cli
 def test_update_with_if_match_star_on_missing_row_is_404(api: httpx.Client) -> None:
     """If-Match: * prevents the create half of an upsert."""
     response = api.patch(
-        "leads(11111111-2222-3333-4444-555555555555)", json={"lastname": "x"}, headers={"If-Match": "*"}
+        "leads(11111111-2222-3333-4444-555555555555)",
+        json={"lastname": "x"},
+        headers={"If-Match": "*"},
     )
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "0x80040217"
 
 
 def test_upsert_by_guid_creates_then_updates(api: httpx.Client) -> None:
-    """PATCH without If-Match creates the row with that GUID, then updates it; 201/200 with representation."""
+    """PATCH without If-Match creates the row with that GUID, then updates it (201, then 200)."""
     record_id = "11111111-2222-3333-4444-555555555555"
     prefer = {"Prefer": "return=representation"}
     created = api.patch(f"contacts({record_id})", json={"lastname": "Up"}, headers=prefer)
@@ -89,7 +91,9 @@ def test_upsert_by_guid_creates_then_updates(api: httpx.Client) -> None:
 def test_if_none_match_star_refuses_update(api: httpx.Client) -> None:
     """If-None-Match: * on an existing row gives 412 DuplicateRecord."""
     record_id = _created_id(api.post("contacts", json={"lastname": "Exists"}))
-    response = api.patch(f"contacts({record_id})", json={"lastname": "x"}, headers={"If-None-Match": "*"})
+    response = api.patch(
+        f"contacts({record_id})", json={"lastname": "x"}, headers={"If-None-Match": "*"}
+    )
     assert response.status_code == 412
     assert response.json()["error"] == {
         "code": "0x80040237",
@@ -98,12 +102,16 @@ def test_if_none_match_star_refuses_update(api: httpx.Client) -> None:
 
 
 def test_alternate_key_upsert(api: httpx.Client) -> None:
-    """contacts(emailaddress1='...'): create copies the key in; update keeps it; key-form EntityId."""
+    """contacts(emailaddress1='...'): create copies the key in, update keeps it; key-form id."""
     url = "contacts(emailaddress1='o''neil@example.com')"
     created = api.patch(url, json={"lastname": "Neil"})
     assert created.status_code == 204
-    assert created.headers["OData-EntityId"].endswith("contacts(emailaddress1='o''neil@example.com')")
-    rows = api.get("contacts", params={"$filter": "emailaddress1 eq 'o''neil@example.com'"}).json()["value"]
+    assert created.headers["OData-EntityId"].endswith(
+        "contacts(emailaddress1='o''neil@example.com')"
+    )
+    rows = api.get("contacts", params={"$filter": "emailaddress1 eq 'o''neil@example.com'"}).json()[
+        "value"
+    ]
     assert len(rows) == 1 and rows[0]["lastname"] == "Neil"
     api.patch(url, json={"lastname": "O'Neil", "emailaddress1": "changed@example.com"})
     rows = api.get("contacts", params={"$select": "lastname,emailaddress1"}).json()["value"]
@@ -122,7 +130,12 @@ def test_stale_etag_gives_412_on_patch_and_delete(api: httpx.Client) -> None:
     """If-Match with an old ETag: 412 on PATCH and DELETE; the current ETag works."""
     record_id = _created_id(api.post("accounts", json={"name": "v1"}))
     old = api.get(f"accounts({record_id})").json()["@odata.etag"]
-    assert api.patch(f"accounts({record_id})", json={"name": "v2"}, headers={"If-Match": old}).status_code == 204
+    assert (
+        api.patch(
+            f"accounts({record_id})", json={"name": "v2"}, headers={"If-Match": old}
+        ).status_code
+        == 204
+    )
     stale = api.patch(f"accounts({record_id})", json={"name": "v3"}, headers={"If-Match": old})
     assert stale.status_code == 412
     assert "RowVersion" in stale.json()["error"]["message"]
@@ -162,7 +175,10 @@ def test_type_range_and_option_validation(api: httpx.Client) -> None:
     assert api.post("accounts", json={"new_synctomkto": "yes"}).status_code == 400
     unknown = api.post("accounts", json={"nosuch": 1})
     assert unknown.status_code == 400
-    assert "does not exist on type 'Microsoft.Dynamics.CRM.account'" in unknown.json()["error"]["message"]
+    assert (
+        "does not exist on type 'Microsoft.Dynamics.CRM.account'"
+        in unknown.json()["error"]["message"]
+    )
 
 
 def test_binds_owner_customer_and_custom_lookup(dyn: EmulatorHandle, api: httpx.Client) -> None:
@@ -186,19 +202,34 @@ def test_binds_owner_customer_and_custom_lookup(dyn: EmulatorHandle, api: httpx.
     assert row["_ownerid_value"] == team_id
     assert row["_ownerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] == "team"
     opportunity = _created_id(
-        api.post("opportunities", json={"name": "Deal", "customerid_contact@odata.bind": f"contacts({contact_id})"})
+        api.post(
+            "opportunities",
+            json={"name": "Deal", "customerid_contact@odata.bind": f"contacts({contact_id})"},
+        )
     )
     opp = api.get(f"opportunities({opportunity})", headers=prefer).json()
     assert opp["_customerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] == "contact"
     project = _created_id(
-        api.post("new_projects", json={"new_name": "P", "new_AccountId@odata.bind": f"/accounts({account_id})"})
+        api.post(
+            "new_projects",
+            json={"new_name": "P", "new_AccountId@odata.bind": f"/accounts({account_id})"},
+        )
     )
     assert api.get(f"new_projects({project})").json()["_new_accountid_value"] == account_id
-    wrong = api.post("contacts", json={"parentcustomerid_account@odata.bind": f"/contacts({contact_id})"})
+    wrong = api.post(
+        "contacts", json={"parentcustomerid_account@odata.bind": f"/contacts({contact_id})"}
+    )
     assert wrong.status_code == 400
-    missing = api.post("contacts", json={"parentcustomerid_account@odata.bind": "/accounts(00000000-0000-0000-0000-000000000009)"})
+    missing = api.post(
+        "contacts",
+        json={
+            "parentcustomerid_account@odata.bind": "/accounts(00000000-0000-0000-0000-000000000009)"
+        },
+    )
     assert missing.status_code == 404
-    undeclared = api.post("new_projects", json={"new_accountid@odata.bind": f"/accounts({account_id})"})
+    undeclared = api.post(
+        "new_projects", json={"new_accountid@odata.bind": f"/accounts({account_id})"}
+    )
     assert undeclared.status_code == 400
 
 
@@ -208,7 +239,10 @@ def test_deleting_an_account_cascades_to_contacts_and_clears_lead_links(api: htt
     bind = {"parentcustomerid_account@odata.bind": f"/accounts({account_id})"}
     contact_id = _created_id(api.post("contacts", json={"lastname": "Child", **bind}))
     lead_id = _created_id(
-        api.post("leads", json={"lastname": "L", "parentaccountid@odata.bind": f"/accounts({account_id})"})
+        api.post(
+            "leads",
+            json={"lastname": "L", "parentaccountid@odata.bind": f"/accounts({account_id})"},
+        )
     )
     assert api.delete(f"accounts({account_id})").status_code == 204
     assert api.get(f"contacts({contact_id})").status_code == 404
@@ -219,7 +253,9 @@ def test_connections_get_a_reciprocal_row(api: httpx.Client) -> None:
     """A stakeholder connection (opportunity → contact) comes with its reciprocal."""
     contact_id = _created_id(api.post("contacts", json={"firstname": "Sam", "lastname": "Stake"}))
     opportunity_id = _created_id(api.post("opportunities", json={"name": "Deal"}))
-    role_id = _created_id(api.post("connectionroles", json={"name": "Stakeholder", "category": 1000}))
+    role_id = _created_id(
+        api.post("connectionroles", json={"name": "Stakeholder", "category": 1000})
+    )
     connection_id = _created_id(
         api.post(
             "connections",
@@ -230,7 +266,9 @@ def test_connections_get_a_reciprocal_row(api: httpx.Client) -> None:
             },
         )
     )
-    rows = api.get("connections", params={"$filter": f"_record1id_value eq {opportunity_id}"}).json()["value"]
+    rows = api.get(
+        "connections", params={"$filter": f"_record1id_value eq {opportunity_id}"}
+    ).json()["value"]
     assert [r["connectionid"] for r in rows] == [connection_id]
     master = rows[0]
     assert master["ismaster"] is True and master["name"] == "Sam Stake"
