@@ -6,6 +6,7 @@ Every endpoint is listed in ``emulators/dynamics/README.md``.
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -85,11 +86,15 @@ def seed_environment(env: Environment, request: SeedRequest, default_seed: int) 
         bad_data_share=request.bad_data_share,
     )
     try:
-        return Seeder(env, spec).run()
+        rows = Seeder(env, spec).run()
     except ValueError as exc:
         raise ControlError(400, str(exc)) from None
     except ODataError as exc:  # an alternate-key clash with rows already there
         raise ControlError(409, exc.message) from None
+    # Seeded rows live as long as the environment: keep the cyclic GC from rescanning them on
+    # every page served (records hold no reference cycles, so refcounting still frees them).
+    gc.freeze()
+    return rows
 
 
 def export_record(data: TableData, record: Record) -> dict[str, Any]:

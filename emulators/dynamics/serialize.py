@@ -114,8 +114,7 @@ class RowRenderer:
         values = record.values
         if self.fast:
             row: dict[str, Any] = {"@odata.etag": etag(record.version)}
-            for name in self.names:
-                row[name] = values.get(name)
+            row.update(zip(self.names, map(values.get, self.names), strict=True))
             return row
         return self._render_annotated(record)
 
