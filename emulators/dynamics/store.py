@@ -41,8 +41,10 @@ def normalize_key_value(value: Any) -> Any:
 class TableData:
     """The rows of one table, ordered by primary key, with its change log and key indexes."""
 
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: Table, references: References | None = None) -> None:
         self.table = table
+        self.references: References = references if references is not None else {}
+        """Shared across tables: row id → (table, referring row id, lookup property) triples."""
         self.rows: dict[str, Record] = {}
         self.order: list[str] = []
         self.log_versions: list[int] = []
@@ -92,11 +94,28 @@ class TableData:
         del self.log_ids[length:]
         del self.log_deleted[length:]
 
+    def _reference(self, record_id: str, record: Record, add: bool) -> None:
+        logical = self.table.logical_name
+        for name in record.targets:
+            target_id = record.values.get(name)
+            if not isinstance(target_id, str):
+                continue
+            entry = (logical, record_id, name)
+            if add:
+                self.references.setdefault(target_id, set()).add(entry)
+            else:
+                referrers = self.references.get(target_id)
+                if referrers is not None:
+                    referrers.discard(entry)
+                    if not referrers:
+                        del self.references[target_id]
+
     def _put(self, record_id: str, record: Record | None) -> None:
         """Set or remove a row without logging (used by undo)."""
         old = self.rows.get(record_id)
         if old is not None:
             self._unindex(old)
+            self._reference(record_id, old, add=False)
         if record is None:
             if old is not None:
                 del self.rows[record_id]
@@ -107,6 +126,10 @@ class TableData:
             bisect.insort(self.order, record_id)
         self.rows[record_id] = record
         self._index(record_id, record)
+        self._reference(record_id, record, add=True)
+
+
+References = dict[str, set[tuple[str, str, str]]]
 
 
 @dataclass
@@ -122,7 +145,10 @@ class Database:
 
     def __init__(self, tables: dict[str, Table], first_version: int = FIRST_VERSION) -> None:
         self.tables = tables
-        self.data: dict[str, TableData] = {name: TableData(t) for name, t in tables.items()}
+        self.references: References = {}
+        self.data: dict[str, TableData] = {
+            name: TableData(t, self.references) for name, t in tables.items()
+        }
         self.by_set: dict[str, TableData] = {t.entity_set: self.data[n] for n, t in tables.items()}
         self._version = first_version
         self.version_floor = 0
@@ -196,8 +222,10 @@ class Database:
                 data.order.append(record_id)
             else:
                 data._unindex(data.rows[record_id])
+                data._reference(record_id, data.rows[record_id], add=False)
             data.rows[record_id] = record
             data._index(record_id, record)
+            data._reference(record_id, record, add=True)
             data._log(record.version, record_id, deleted=False)
         data.order.sort()
         # ``order`` may hold duplicates if a loaded id already existed; dedupe cheaply.
@@ -206,5 +234,6 @@ class Database:
 
     def clear(self) -> None:
         """Drop every row and every change log (a reset or an environment copy)."""
-        self.data = {name: TableData(t) for name, t in self.tables.items()}
+        self.references = {}
+        self.data = {name: TableData(t, self.references) for name, t in self.tables.items()}
         self.by_set = {t.entity_set: self.data[n] for n, t in self.tables.items()}

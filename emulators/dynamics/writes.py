@@ -308,29 +308,27 @@ class RowWriter:
         logical = data.table.logical_name
         if logical == "connection" and related:
             self._delete_cascading(data, related)
-        for other in self.db.data.values():
-            for column in other.table.columns.values():
-                if (
-                    not column.is_lookup
-                    or column.read_only
-                    or column.type is AttrType.OWNER
-                    or logical not in column.targets
-                ):
-                    continue
-                name = column.value_name
-                for child_id in [
-                    rid
-                    for rid in other.order
-                    if other.rows[rid].values.get(name) == record_id
-                    and other.rows[rid].targets.get(name, logical) == logical
-                ]:
-                    if column.on_delete is OnDelete.CASCADE:
-                        self._delete_cascading(other, child_id)
-                    elif child_id in other.rows:
-                        child = other.rows[child_id].copy()
-                        child.values[name] = None
-                        child.targets.pop(name, None)
-                        self.db.write(other, child_id, child)
+        # The reference index names every row whose lookup points at the deleted one.
+        for child_table, child_id, name in sorted(self.db.references.get(record_id, ())):
+            other = self.db.data[child_table]
+            child_row = other.rows.get(child_id)
+            column = other.table.by_value_name.get(name)
+            if (
+                child_row is None
+                or column is None
+                or column.read_only
+                or column.type is AttrType.OWNER
+                or child_row.values.get(name) != record_id
+                or child_row.targets.get(name) != logical
+            ):
+                continue
+            if column.on_delete is OnDelete.CASCADE:
+                self._delete_cascading(other, child_id)
+            else:
+                child = child_row.copy()
+                child.values[name] = None
+                child.targets.pop(name, None)
+                self.db.write(other, child_id, child)
 
     # -- connections: the platform keeps a reciprocal row per connection ----------------------
 
