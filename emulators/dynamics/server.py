@@ -72,8 +72,7 @@ class RunningServer:
     thread: threading.Thread | None = None
 
     def stop(self) -> None:
-        """Stop serving and wait for the thread."""
-        self.emulator.faults.release_held()
+        """Stop serving (held requests are cancelled) and wait for the thread."""
         self.server.should_exit = True
         self.server.force_exit = True
         if self.thread is not None:
