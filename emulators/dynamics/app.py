@@ -224,11 +224,3 @@ class Emulator:
 
 def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(payload), status, headers, media_type="application/json")
-
-
-def build_emulator(config: EmulatorConfig | None = None, seed: int = 0) -> Emulator:
-    """An emulator with a fresh environment (convenience for callers)."""
-    return Emulator(config, seed)
-
-
-__all__ = ["DroppedConnection", "Emulator", "EmulatorClock", "Environment", "build_emulator"]

@@ -18,7 +18,6 @@ from emulators.dynamics.schema import (
     SYNC_FILTER_TABLES,
     AttrType,
     Column,
-    OnDelete,
     Table,
     boolean,
     choice,
@@ -210,6 +209,3 @@ def _custom_table(spec: CustomTable, sync_filter_default: bool | None) -> Table:
         change_tracking=spec.change_tracking,
         schema_name=spec.schema_name or spec.logical_name,
     )
-
-
-__all__ = ["API_PATH", "EmulatorConfig", "OnDelete"]

@@ -8,7 +8,7 @@ Query rules follow reference §0-§2: ``$select`` (PK always returned), ``$filte
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -459,9 +459,3 @@ def _snapshot_from(cookie: PagingCookie) -> DeltaToken:
     except (KeyError, ValueError):
         raise bad_request("The $skiptoken paging cookie does not fit this query.") from None
     return DeltaToken(version, issued)
-
-
-def iter_rows(data: TableData) -> Iterator[Record]:
-    """Rows in primary-key order."""
-    for record_id in data.order:
-        yield data.rows[record_id]
