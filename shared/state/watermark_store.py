@@ -34,6 +34,7 @@ from shared.state.watermarks import (
     RunCounts,
     Watermark,
     advance,
+    finish_run,
     from_entity,
     record_failure,
     reset,
@@ -127,6 +128,7 @@ class WatermarkStore:
         phase: Phase | None = None,
         total_expected: int | None = None,
         status: str | None = None,
+        finish: bool = False,
     ) -> Watermark:
         """Commit a page (see :func:`shared.state.watermarks.advance`)."""
         current = self.get(stream)
@@ -140,8 +142,16 @@ class WatermarkStore:
                 phase=phase,
                 total_expected=total_expected,
                 status=status,
+                finish=finish,
             )
         )
+
+    def finish_run(
+        self, stream: StreamId, *, sequence: int, status: str | None = None
+    ) -> Watermark:
+        """Close the current run without a page (see :func:`shared.state.watermarks.finish_run`)."""
+        current = self.get(stream)
+        return self.save(finish_run(current, sequence=sequence, now=self._now(), status=status))
 
     def record_failure(
         self, stream: StreamId, *, sequence: int, error: str, counts: RunCounts | None = None

@@ -13,6 +13,9 @@ The rules, after Meltano's ``increment_state`` (style anchors §2), only ever mo
   ``last_success_at`` backwards.
 * :func:`record_failure` keeps the cursor (the page will be replayed) and notes the error.
 * :func:`reset` is the one way back: a full resync (new sequence, phase ``initial``, no cursor).
+* ``run_open`` says a run is under way: :func:`start_run` and :func:`reset` open one, the last
+  page of a read (``advance(..., finish=True)``) or :func:`finish_run` closes it. The scheduler
+  starts no second run while one is open and recent.
 
 These functions do no I/O; :mod:`shared.state.watermark_store` persists their results with
 ETag checks so two workers can never both advance the same watermark.
@@ -95,6 +98,8 @@ class Watermark:
     status: str = ""
     """A free-form note for operators (e.g. "paused: sandbox refresh detected")."""
     updated_at: datetime | None = None
+    run_open: bool = False
+    """A run was started and has not reached the end of its read yet."""
     etag: str | None = field(default=None, compare=False)
 
     @property
@@ -111,7 +116,33 @@ class Watermark:
 
 def start_run(watermark: Watermark, now: datetime) -> Watermark:
     """Open a new run: the sequence moves on, so jobs of older runs become stale."""
-    return replace(watermark, sequence=watermark.sequence + 1, last_run_at=now, updated_at=now)
+    return replace(
+        watermark,
+        sequence=watermark.sequence + 1,
+        last_run_at=now,
+        updated_at=now,
+        run_open=True,
+    )
+
+
+def finish_run(
+    watermark: Watermark, *, sequence: int, now: datetime, status: str | None = None
+) -> Watermark:
+    """Close the current run without a page (e.g. it waits for its dependencies).
+
+    Raises:
+        StaleRunError: ``sequence`` is not the current run.
+    """
+    if sequence != watermark.sequence:
+        raise StaleRunError(
+            f"watermark {watermark.stream} is at run {watermark.sequence}, not {sequence}"
+        )
+    return replace(
+        watermark,
+        run_open=False,
+        status=watermark.status if status is None else truncate(status, MAX_ERROR_CHARS),
+        updated_at=now,
+    )
 
 
 def advance(
@@ -124,6 +155,7 @@ def advance(
     phase: Phase | None = None,
     total_expected: int | None = None,
     status: str | None = None,
+    finish: bool = False,
 ) -> Watermark:
     """Commit a page: the new cursor, the page's counters, and possibly a phase change.
 
@@ -138,6 +170,7 @@ def advance(
         phase: the new phase, if it changes (``initial`` → ``incremental`` only).
         total_expected: a new expected total, if known.
         status: a new operator note, if any.
+        finish: this page ends the run's read (its cursor is a delta link).
 
     Raises:
         StaleRunError: ``sequence`` is not the current run.
@@ -166,6 +199,7 @@ def advance(
         last_error=None,
         status=watermark.status if status is None else truncate(status, MAX_ERROR_CHARS),
         updated_at=now,
+        run_open=watermark.run_open and not finish,
     )
 
 
@@ -209,6 +243,7 @@ def reset(watermark: Watermark, *, now: datetime, status: str = "") -> Watermark
         last_error=None,
         status=truncate(status, MAX_ERROR_CHARS),
         updated_at=now,
+        run_open=True,
     )
 
 
@@ -228,6 +263,7 @@ def to_entity(watermark: Watermark) -> dict[str, Any]:
         "records_failed": int64(watermark.counts.failed),
         "sequence": int64(watermark.sequence),
         "status": watermark.status,
+        "run_open": watermark.run_open,
     }
     entity.update(write_long_text("cursor", watermark.cursor))
     if watermark.total_expected is not None:
@@ -261,5 +297,6 @@ def from_entity(entity: Any) -> Watermark:
         last_error=read_str(entity, "last_error"),
         status=read_str(entity, "status") or "",
         updated_at=read_datetime(entity, "updated_at"),
+        run_open=bool(entity.get("run_open", False)),
         etag=metadata.get("etag"),
     )

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -36,7 +36,7 @@ from shared.state.mappings import IdMapping, MappingUpdate, SyncFilter
 from shared.state.store import StateStore
 from shared.state.streams import StreamId
 from shared.state.sync_errors import FailedRecord
-from shared.state.watermarks import Phase, RunCounts, StaleRunError, Watermark
+from shared.state.watermarks import Phase, RunCounts
 from shared.sync.config import SyncConfig, TargetKind
 from shared.sync.links import build_link_index
 from shared.sync.order import dependents_of
@@ -162,7 +162,12 @@ class SyncEngine:
         spec = self.config.entity[job.entity]
         if watermark.phase is Phase.INITIAL and not await self._dependencies_done(stream):
             log.info("waiting for %s to finish their initial sync", spec.depends_on, extra=context)
-            await self._close_run(watermark, "waiting for dependencies")
+            await self._db(
+                self.store.watermarks.finish_run,
+                stream,
+                sequence=watermark.sequence,
+                status="waiting for " + ", ".join(spec.depends_on),
+            )
             return JobOutcome.WAITING
 
         total: int | None = None
@@ -198,7 +203,8 @@ class SyncEngine:
             ),
             phase=Phase.INCREMENTAL if page.next_link is None else None,
             total_expected=total,
-            status=_status_note(counts, page.next_link is not None, watermark.phase),
+            status=_status_note(page.next_link is not None, watermark.phase),
+            finish=page.next_link is None,
         )
         log.info(
             "page committed: read %d, created %d, updated %d, unchanged %d, deleted %d, "
@@ -216,7 +222,6 @@ class SyncEngine:
         if page.next_link is not None:
             await self.queue.enqueue(job.continuation(sequence=committed.sequence))
             return JobOutcome.ADVANCED
-        await self._close_run(committed, "")
         if finished_initial:
             await self._kick_dependents(stream)
         return JobOutcome.CAUGHT_UP
@@ -239,7 +244,9 @@ class SyncEngine:
         resolve = index.resolver()
         prepared = [transformer.prepare(row, resolve) for row in rows]
         ids = [p.dynamics_id for p in prepared] + list(deleted_ids)
-        stored = await self._db(self.store.mappings.get_many, stream.instance_id, stream.entity, ids)
+        stored = await self._db(
+            self.store.mappings.get_many, stream.instance_id, stream.entity, ids
+        )
         mappings = {key.lower(): value for key, value in stored.items()}
         views = {
             key: MappingView(
@@ -389,10 +396,8 @@ class SyncEngine:
         for dynamics_id in plan.filtered:
             counts.filtered += 1
             changes.append(MappingUpdate(dynamics_id=dynamics_id, sync_filter=SyncFilter.NO))
-        counts.filtered += 0
         counts.unchanged += len(plan.unchanged)
         counts.held += len(plan.held)
-        counts.marketo_calls += 0
 
         await self._db(self.store.mappings.put_many, new_mappings)
         if changes:
@@ -412,7 +417,12 @@ class SyncEngine:
         if failures:
             await self._db(self.store.errors.record_many, failures)
         await self._remember_pending(stream, pending, held_failures)
-        resolved = [*succeeded, *plan.unchanged, *plan.filtered]
+        still_pending = set(pending)
+        resolved = [
+            *(i for i in succeeded if i not in still_pending),
+            *plan.unchanged,
+            *plan.filtered,
+        ]
         if resolved:
             await self._db(self.store.errors.resolve, stream, resolved)
 
@@ -426,9 +436,7 @@ class SyncEngine:
     # --- retries and pending links -----------------------------------------------------------
 
     async def _rows_due_for_retry(self, stream: StreamId) -> list[dict[str, Any]]:
-        due = await self._db(
-            self.store.errors.due_for_retry, stream, self.options.retry_batch
-        )
+        due = await self._db(self.store.errors.due_for_retry, stream, self.options.retry_batch)
         ids = [e.dynamics_id for e in due if e.dynamics_id]
         if not ids:
             return []
@@ -481,14 +489,12 @@ class SyncEngine:
     async def _dependencies_done(self, stream: StreamId) -> bool:
         for dependency in self._depends.get(stream.entity, ()):
             mark = await self._db(
-                self.store.watermarks.get, StreamId(stream.instance_id, dependency, stream.direction)
+                self.store.watermarks.get,
+                StreamId(stream.instance_id, dependency, stream.direction),
             )
             if mark.phase is not Phase.INCREMENTAL:
                 return False
         return True
-
-    async def _close_run(self, watermark: Watermark, note: str) -> None:
-        del watermark, note  # runs close implicitly: the scheduler starts the next one
 
     async def _kick_dependents(self, stream: StreamId) -> None:
         for dependent in dependents_of(stream.entity, self._depends):
@@ -546,14 +552,7 @@ def _marketo_int(marketo_id: str) -> int | str:
     return int(marketo_id) if marketo_id.isdigit() else marketo_id
 
 
-def _status_note(counts: PageCounts, more: bool, phase: Phase) -> str:
+def _status_note(more: bool, phase: Phase) -> str:
     if phase is Phase.INITIAL:
         return "initial sync in progress" if more else "initial sync complete"
     return "catching up" if more else "up to date"
-
-
-def _ids(items: Iterable[Prepared]) -> list[str]:
-    return [i.dynamics_id for i in items]
-
-
-_ = StaleRunError
