@@ -243,8 +243,11 @@ def _request_lines(op: BatchOperation, api_path: str, content_id: str | None) ->
     return lines
 
 
-def _content_ids(items: Sequence[BatchItem]) -> dict[int, str]:
-    """A Content-ID for every change-set operation (OData requires one), unique in the batch."""
+def _content_ids(items: Sequence[BatchItem]) -> dict[tuple[int, int], str]:
+    """A Content-ID for every change-set operation (OData requires one), unique in the batch.
+
+    Keyed by (item index, operation index); explicit ids are kept, the rest numbered around them.
+    """
     taken = {
         op.content_id
         for item in items
@@ -252,19 +255,17 @@ def _content_ids(items: Sequence[BatchItem]) -> dict[int, str]:
         for op in item.operations
         if op.content_id is not None
     }
-    assigned: dict[int, str] = {}
+    assigned: dict[tuple[int, int], str] = {}
     counter = 0
-    for item in items:
+    for item_index, item in enumerate(items):
         if not isinstance(item, ChangeSet):
             continue
-        for op in item.operations:
-            if op.content_id is not None:
-                assigned[id(op)] = op.content_id
-                continue
-            counter += 1
-            while str(counter) in taken:
+        for op_index, op in enumerate(item.operations):
+            if op.content_id is None:
                 counter += 1
-            assigned[id(op)] = str(counter)
+                while str(counter) in taken:
+                    counter += 1
+            assigned[item_index, op_index] = op.content_id or str(counter)
     return assigned
 
 
@@ -284,9 +285,9 @@ def build_batch_body(items: Sequence[BatchItem], *, api_path: str, batch_id: str
         if isinstance(item, ChangeSet):
             changeset = f"changeset_{batch_id}_{index}"
             lines += [f'Content-Type: multipart/mixed; boundary="{changeset}"', ""]
-            for op in item.operations:
+            for op_index, op in enumerate(item.operations):
                 lines.append(f"--{changeset}")
-                lines += _request_lines(op, api_path, content_ids[id(op)])
+                lines += _request_lines(op, api_path, content_ids[index, op_index])
             lines.append(f"--{changeset}--")
         else:
             lines += _request_lines(item, api_path, item.content_id)
@@ -432,17 +433,19 @@ def _unanswered(op: BatchOperation, stopped: bool) -> BatchItemResult:
     )
 
 
-def _changeset_results(changeset: ChangeSet, parsed: ParsedItem) -> list[BatchItemResult]:
+def _changeset_results(
+    changeset: ChangeSet, parsed: ParsedItem, content_ids: Sequence[str]
+) -> list[BatchItemResult]:
     if isinstance(parsed, ResponsePart):
         # The whole change set failed as one response; every operation shares its outcome.
         return [result_for(op, parsed) for op in changeset.operations]
     by_id = {part.content_id: part for part in parsed if part.content_id is not None}
+    # An atomic change set that failed may answer only for the failing request; the others
+    # were rolled back and share its error.
     failure = next((p for p in parsed if p.status >= 400), None)
     results = []
-    for index, op in enumerate(changeset.operations):
-        part = by_id.get(op.content_id) if op.content_id else None
-        if part is None and not by_id and index < len(parsed):
-            part = parsed[index]
+    for index, (op, content_id) in enumerate(zip(changeset.operations, content_ids, strict=True)):
+        part = by_id.get(content_id) if by_id else (parsed[index] if index < len(parsed) else None)
         if part is None:
             part = failure
         results.append(result_for(op, part) if part is not None else _unanswered(op, False))
@@ -453,6 +456,7 @@ def match_results(
     items: Sequence[BatchItem], parsed: Sequence[ParsedItem], *, stopped: bool
 ) -> list[BatchItemResult]:
     """One result per operation, in request order (responses come in request order)."""
+    content_ids = _content_ids(items)
     results: list[BatchItemResult] = []
     for index, item in enumerate(items):
         part = parsed[index] if index < len(parsed) else None
@@ -460,7 +464,8 @@ def match_results(
             if part is None:
                 results += [_unanswered(op, stopped) for op in item.operations]
             else:
-                results += _changeset_results(item, part)
+                ids = [content_ids[index, n] for n in range(len(item.operations))]
+                results += _changeset_results(item, part, ids)
         elif isinstance(part, ResponsePart):
             results.append(result_for(item, part))
         else:
