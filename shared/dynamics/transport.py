@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
 
 import httpx
 
@@ -71,22 +71,39 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 ResponseFilter = Callable[[httpx.Response], bool]
 
 
-def _json_default(value: object) -> Any:
-    """JSON for values Python's encoder lacks. Decimals become floats (Dataverse parses both)."""
-    if isinstance(value, datetime | date):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, Decimal):
-        return float(value)
+def _encode(value: object) -> str:
+    """JSON text for a request body value.
+
+    Written out by hand (it is short) so a Decimal keeps every digit: money columns hold up to
+    19 significant digits, more than a float carries.
+    """
+    if value is None or isinstance(value, bool | int | str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, Decimal) and value.is_finite():
+        return format(value, "f")
+    if isinstance(value, float) and math.isfinite(value):
+        return json.dumps(value)
+    if isinstance(value, float | Decimal):
+        raise ValueError("NaN and infinity cannot be sent to Dataverse")
+    if isinstance(value, Mapping):
+        items = (f"{json.dumps(str(k), ensure_ascii=False)}:{_encode(v)}" for k, v in value.items())
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_encode(v) for v in value) + "]"
+    if isinstance(value, datetime):
+        # Aware values go as UTC "Z"; naive ones as written (the column's behaviour decides).
+        text = value.astimezone(UTC).isoformat() if value.tzinfo else value.isoformat()
+        return json.dumps(text.replace("+00:00", "Z"))
+    if isinstance(value, date):
+        return json.dumps(value.isoformat())
     if isinstance(value, uuid.UUID):
-        return str(value)
+        return json.dumps(str(value))
     raise TypeError(f"cannot send a value of type {type(value).__name__} to Dataverse")
 
 
 def dump_json(body: object) -> bytes:
     """A request body as compact UTF-8 JSON."""
-    return json.dumps(
-        body, default=_json_default, ensure_ascii=False, separators=(",", ":")
-    ).encode()
+    return _encode(body).encode()
 
 
 def request_id(response: httpx.Response) -> str | None:

@@ -361,3 +361,24 @@ async def test_count_past_5000_uses_the_snapshot() -> None:
     assert (counted.value, counted.exact) == (123456, False)
     assert script.requests[1].url.path.endswith("/RetrieveTotalRecordCount(EntityNames=@p1)")
     assert script.requests[1].url.params["@p1"] == '["contact"]'
+
+
+async def test_count_falls_back_to_the_lower_bound_when_no_snapshot() -> None:
+    """If RetrieveTotalRecordCount is refused, 5,000 is reported as a lower bound."""
+    script = Script(
+        [
+            json_response(
+                200,
+                {
+                    "@odata.count": 5000,
+                    "@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded": True,
+                    "value": [],
+                },
+            ),
+            odata_error(400, "0x80040203", "not supported"),
+        ]
+    )
+    client, _ = make_client(script)
+    async with client:
+        counted = await client.count(CONTACTS)
+    assert (counted.value, counted.exact) == (5000, False)

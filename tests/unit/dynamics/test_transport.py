@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import uuid
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 
 import httpx
 import pytest
 
 from shared.clock import ManualClock
+from shared.dynamics.transport import dump_json
 from shared.errors import (
     ApiRequestError,
     AuthenticationError,
@@ -289,3 +295,46 @@ async def test_token_is_shared_across_concurrent_requests() -> None:
     async with client:
         await asyncio.gather(*(client.whoami() for _ in range(10)))
     assert credential.issued == 1
+
+
+def test_request_bodies_keep_every_digit_and_normalise_times() -> None:
+    """Decimals go out exactly; aware date times as UTC 'Z'; UUIDs and dates as text."""
+    body = {
+        "revenue": Decimal("922337203685477.1234"),
+        "when": datetime(2026, 3, 1, 10, 0, tzinfo=timezone(timedelta(hours=2))),
+        "birthdate": date(1990, 5, 17),
+        "ref": uuid.UUID(int=1),
+        "tags": ["a", 1, 2.5, None, True],
+        "name": 'Ünal "quoted"',
+    }
+    assert json.loads(dump_json(body), parse_float=Decimal) == {
+        "revenue": Decimal("922337203685477.1234"),
+        "when": "2026-03-01T08:00:00Z",
+        "birthdate": "1990-05-17",
+        "ref": "00000000-0000-0000-0000-000000000001",
+        "tags": ["a", 1, Decimal("2.5"), None, True],
+        "name": 'Ünal "quoted"',
+    }
+    with pytest.raises(ValueError, match="NaN"):
+        dump_json({"x": float("nan")})
+    with pytest.raises(TypeError, match="cannot send a value of type object"):
+        dump_json({"x": object()})
+
+
+async def test_logs_never_carry_tokens_or_secrets(caplog: pytest.LogCaptureFixture) -> None:
+    """A 401 renewal, a throttle and a failure log their story without a token or secret."""
+    caplog.set_level(logging.DEBUG)
+    script = Script(
+        [
+            odata_error(401, "", "expired"),
+            odata_error(429, "0x80072322", headers={"Retry-After": "1"}),
+            ok(),
+        ]
+    )
+    client, _ = make_client(script)
+    async with client:
+        await client.whoami()
+    assert "retry 1 in 1.0 s after HTTP 429" in caplog.text
+    assert "token-" not in caplog.text
+    assert SECRET not in caplog.text
+    assert "Bearer" not in caplog.text
