@@ -440,13 +440,13 @@ def _changeset_results(
         # The whole change set failed as one response; every operation shares its outcome.
         return [result_for(op, parsed) for op in changeset.operations]
     by_id = {part.content_id: part for part in parsed if part.content_id is not None}
-    # An atomic change set that failed may answer only for the failing request; the others
-    # were rolled back and share its error.
+    # A change set is atomic: once any request in it failed, the others were rolled back (or
+    # never ran), whatever their own parts say, so they share the failing request's error.
     failure = next((p for p in parsed if p.status >= 400), None)
     results = []
     for index, (op, content_id) in enumerate(zip(changeset.operations, content_ids, strict=True)):
         part = by_id.get(content_id) if by_id else (parsed[index] if index < len(parsed) else None)
-        if part is None:
+        if failure is not None and (part is None or part.status < 400):
             part = failure
         results.append(result_for(op, part) if part is not None else _unanswered(op, False))
     return results

@@ -420,3 +420,22 @@ async def test_a_batch_rejected_as_a_whole_raises() -> None:
     async with client:
         with pytest.raises(ApiRequestError, match="does not exist"):
             await client.execute_batch([BatchOperation("PATCH", "$1", {"x": 1})])
+
+
+async def test_a_failed_change_set_rolls_back_its_successful_members() -> None:
+    """Members answered 204 in a change set that also failed were rolled back: not ok."""
+    changeset = ChangeSet(
+        (
+            BatchOperation.create(CONTACTS, {"firstname": "A"}),
+            BatchOperation.create(TASKS, {"subject": "x" * 300}),
+        )
+    )
+    script = Script(
+        [batch_reply([[no_content(IDS[0]), failure("400 Bad Request", "0x80044331", "too long")]])]
+    )
+    client, _ = make_client(script)
+    async with client:
+        results = await client.execute_batch([changeset])
+    assert [r.ok for r in results] == [False, False]
+    assert [r.error.code for r in results if r.error] == ["0x80044331", "0x80044331"]
+    assert results[0].id is None
