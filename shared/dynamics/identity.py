@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.dynamics.models import OrganizationDetail, OrganizationInfo, WhoAmI
-from shared.dynamics.transport import DataverseTransport
+from shared.dynamics.transport import DataverseTransport, decode_json
 from shared.errors import ApiRequestError
 
 
@@ -38,7 +38,7 @@ def _datetime(value: Any) -> datetime | None:
 
 async def _get(transport: DataverseTransport, resource: str, action: str, **query: str) -> Any:
     response = await transport.send("GET", transport.url(resource, query or None), action=action)
-    return response.json()
+    return decode_json(response, action)
 
 
 async def whoami(transport: DataverseTransport) -> WhoAmI:

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from shared.dynamics.models import TableDefinition, TableRef
 from shared.dynamics.odata import identifier, string_literal
-from shared.dynamics.transport import DataverseTransport
+from shared.dynamics.transport import DataverseTransport, decode_json
 from shared.errors import ApiRequestError, ConfigurationError, DmsyncError
 
 
@@ -25,9 +25,9 @@ def _definition_path(logical_name: str) -> str:
 
 async def _get_json(transport: DataverseTransport, url: str, action: str) -> dict[str, Any]:
     response = await transport.send("GET", url, action=action)
-    body = response.json()
+    body = decode_json(response, action)
     if not isinstance(body, dict):
-        raise ApiRequestError(f"Dataverse {action} returned JSON that is not an object")
+        raise ApiRequestError(f"Dataverse {action} returned no JSON object", system="dynamics")
     return body
 
 

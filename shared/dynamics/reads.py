@@ -33,7 +33,7 @@ from shared.dynamics.models import (
     TableRef,
 )
 from shared.dynamics.odata import Filter, identifier, is_guid, one_of
-from shared.dynamics.transport import DataverseTransport
+from shared.dynamics.transport import DataverseTransport, decode_json
 from shared.errors import ApiRequestError, ConfigurationError
 
 MAX_PAGE_SIZE = 5000
@@ -133,16 +133,9 @@ def parse_page(
 
 
 def _decode(response: httpx.Response, table: TableRef) -> dict[str, Any]:
-    if not response.content.strip():
+    body = decode_json(response, f"read of {table.entity_set}")
+    if body is None:
         return {}
-    try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ApiRequestError(
-            f"Dataverse read of {table.entity_set} returned a body that is not JSON",
-            system="dynamics",
-            status=response.status_code,
-        ) from None
     if not isinstance(body, dict):
         raise ApiRequestError(
             f"Dataverse read of {table.entity_set} returned JSON that is not an object",

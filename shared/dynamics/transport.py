@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 import httpx
 
@@ -41,6 +42,7 @@ from shared.dynamics.error_mapping import SYSTEM, map_error, parse_error_body
 from shared.dynamics.limiter import ConcurrencyLimiter
 from shared.dynamics.odata import encode_query
 from shared.errors import (
+    ApiRequestError,
     ConfigurationError,
     DmsyncError,
     RecordRef,
@@ -104,6 +106,24 @@ def _encode(value: object) -> str:
 def dump_json(body: object) -> bytes:
     """A request body as compact UTF-8 JSON."""
     return _encode(body).encode()
+
+
+def decode_json(response: httpx.Response, action: str) -> Any:
+    """The JSON body of a successful response, or ``None`` when it is empty.
+
+    Raises:
+        ApiRequestError: the body is not JSON (a proxy page, a truncated answer).
+    """
+    if not response.content.strip():
+        return None
+    try:
+        return json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiRequestError(
+            f"Dataverse {action} returned a body that is not JSON",
+            system=SYSTEM,
+            status=response.status_code,
+        ) from None
 
 
 def request_id(response: httpx.Response) -> str | None:

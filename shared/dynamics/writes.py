@@ -27,7 +27,7 @@ import httpx
 from shared.dynamics.error_mapping import truncate
 from shared.dynamics.models import TableRef, WriteResult
 from shared.dynamics.odata import KeyValue, guid_literal, is_guid, key_segment
-from shared.dynamics.transport import DataverseTransport
+from shared.dynamics.transport import DataverseTransport, decode_json
 from shared.errors import RecordError, RecordRef
 
 RecordKey = str | uuid.UUID | Mapping[str, KeyValue]
@@ -77,8 +77,8 @@ def _result(response: httpx.Response, table: TableRef) -> WriteResult:
     entity_url = response.headers.get("OData-EntityId") or response.headers.get("Location")
     record_id = entity_id_from_url(entity_url)
     etag = response.headers.get("ETag")
-    if response.status_code in (200, 201) and response.content.strip():
-        body: Any = response.json()
+    if response.status_code in (200, 201):
+        body = decode_json(response, f"write of a {table.logical_name}")
         if isinstance(body, dict):
             value = body.get(table.id_attribute)
             record_id = value.lower() if isinstance(value, str) else record_id

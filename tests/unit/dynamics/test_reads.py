@@ -382,3 +382,13 @@ async def test_count_falls_back_to_the_lower_bound_when_no_snapshot() -> None:
     async with client:
         counted = await client.count(CONTACTS)
     assert (counted.value, counted.exact) == (5000, False)
+
+
+async def test_a_body_that_is_not_json_is_an_api_error() -> None:
+    """A proxy's HTML page with status 200 is reported, not parsed."""
+    client, _ = make_client(Script([httpx.Response(200, content=b"<html>login</html>")]))
+    async with client:
+        with pytest.raises(
+            ApiRequestError, match="read of contacts returned a body that is not JSON"
+        ):
+            await client.read_page(CONTACTS, ["firstname"])
