@@ -394,3 +394,31 @@ async def test_stats_snapshot_counts_per_endpoint_and_outcome() -> None:
         "identity.token": {"ok": 1},
         "leads.describe": {"606": 1, "ok": 1},
     }
+
+
+async def test_daily_usage_is_read_for_our_api_user_and_fed_to_the_governor() -> None:
+    """stats/usage.json gives per-user counts; ours (the token's scope) raises the governor's
+    count so a restarted process does not believe it has the whole budget left."""
+    usage = [
+        {
+            "date": "2026-03-02",
+            "total": 900,
+            "users": [
+                {"userId": "someone-else@example.com", "count": 500},
+                {"userId": "api-user@example.com", "count": 400},
+            ],
+        }
+    ]
+    fake = FakeMarketo().on("GET", "/rest/v1/stats/usage.json", ok(usage))
+    async with make_client(fake, limits=Limits(daily_budget=1_000)) as client:
+        assert await client.daily_usage() == 400
+        assert client.governor.daily_used >= 400
+
+
+async def test_identity_answer_without_a_token_is_an_authentication_error() -> None:
+    """A 200 from the identity endpoint that lacks access_token cannot be used."""
+    fake = FakeMarketo()
+    fake.identity_answer = httpx.Response(200, json={"token_type": "bearer"})
+    async with make_client(fake) as client:
+        with pytest.raises(AuthenticationError, match="access_token"):
+            await client.leads.describe()
