@@ -17,7 +17,6 @@ A call is counted against the window and the quota only if it succeeds as a whol
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -124,6 +123,7 @@ class Emulator:
         self.request_ids = RequestIds()
         self.started_at = iso_seconds(self.clock.time())
         self._stopping: asyncio.Event | None = None
+        self._wake: asyncio.Event | None = None
 
     def reset(self, *, tokens: bool = True) -> None:
         """Back to the starting state: data, counters, limits, faults, clock (and tokens)."""
@@ -137,6 +137,9 @@ class Emulator:
         self.faults.clear()
         self.gate.release()
         self.bulk.reset()
+        if self._wake is not None:  # end injected hangs still in progress
+            self._wake.set()
+            self._wake = None
 
     def reset_usage(self) -> None:
         """Zero the usage counters and the limit windows; data and settings stay."""
@@ -252,8 +255,22 @@ class Emulator:
         return response, counted
 
     async def _hang(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping().wait(), self.faults.settings.hang_seconds)
+        """Wait ``hang_seconds``, or until a reset or shutdown ends the wait."""
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        waits = [
+            asyncio.ensure_future(self.stopping().wait()),
+            asyncio.ensure_future(self._wake.wait()),
+        ]
+        try:
+            await asyncio.wait(
+                waits,
+                timeout=self.faults.settings.hang_seconds,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            for waiter in waits:
+                waiter.cancel()
 
     def _error(
         self,
