@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 from emulators.marketo.fields import FieldDef, FieldValueError, coerce, lookup_key
@@ -50,7 +51,14 @@ class Origin:
         ]
         return attrs + self._api_attributes()
 
+    @cached_property
+    def _api_tail(self) -> list[dict[str, Any]]:
+        return self._build_api_attributes()
+
     def _api_attributes(self) -> list[dict[str, Any]]:
+        return list(self._api_tail)
+
+    def _build_api_attributes(self) -> list[dict[str, Any]]:
         attrs: list[dict[str, Any]] = []
         if self.api_method:
             attrs.append({"name": "api method name", "value": self.api_method})
@@ -261,6 +269,7 @@ def update_lead(
     leads = instance.leads
     record = leads.records[lead_id]
     changed: list[str] = []
+    attributes = origin.attributes(lead_id) if origin is not None else []
     for name, value in values.items():
         if name in SYSTEM_LEAD_FIELDS:
             continue
@@ -277,7 +286,7 @@ def update_lead(
                 CHANGE_DATA_VALUE,
                 primary_id=field.id,
                 primary_value=field.display_name,
-                attributes=origin.attributes(lead_id),
+                attributes=attributes,
                 fields=[
                     {
                         "id": field.id,
