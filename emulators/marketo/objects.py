@@ -75,6 +75,9 @@ def normalize_object(object_type: ObjectType, raw: Any, *, allow_id: bool) -> di
             values[field.name] = coerce(field, value)
         except FieldValueError as exc:
             raise Skip(exc.code, exc.message) from None
+    guid = values.get("marketoGUID")
+    if isinstance(guid, str):
+        values["marketoGUID"] = guid.lower()  # issued in lower case; accept any case back
     return values
 
 
@@ -377,6 +380,8 @@ def _matching_keys(
             raise invalid(f"Invalid filterValues '{raw}' for filterType '{filter_type}'") from None
         if value is None:
             continue
+        if field.name == "marketoGUID":
+            value = str(value).lower()
         for key in store.find(field, value):
             if key not in seen:
                 seen.add(key)

@@ -156,7 +156,7 @@ def test_opportunities_need_a_name_and_update_by_guid(rest: httpx.Client) -> Non
     updated = _sync(
         rest,
         "opportunities",
-        [{"marketoGUID": guid, "stage": "Won"}],
+        [{"marketoGUID": guid.upper(), "stage": "Won"}],
         action="updateOnly",
         dedupeBy="idField",
     )
@@ -324,3 +324,49 @@ def test_object_field_validation(rest: httpx.Client) -> None:
         ],
     )
     assert [reason(item) for item in result] == ["1001", "1006", "1003"]
+
+
+def test_roles_go_with_their_lead_or_opportunity(rest: httpx.Client, mkto: RunningMarketo) -> None:
+    lead_ids = [
+        item["id"]
+        for item in sync_leads(rest, [{"email": "r1@example.com"}, {"email": "r2@example.com"}])
+    ]
+    _sync(
+        rest,
+        "opportunities",
+        [
+            {"externalOpportunityId": "O-A", "name": "A"},
+            {"externalOpportunityId": "O-B", "name": "B"},
+        ],
+    )
+    roles = [
+        {"externalOpportunityId": "O-A", "leadId": lead_ids[0], "role": "Buyer"},
+        {"externalOpportunityId": "O-B", "leadId": lead_ids[1], "role": "Buyer"},
+        {"externalOpportunityId": "O-B", "leadId": lead_ids[0], "role": "Champion"},
+    ]
+    assert [item["status"] for item in _sync(rest, "opportunities/roles", roles)] == ["created"] * 3
+    ok(rest.post("/rest/v1/leads/delete.json", json={"input": [{"id": lead_ids[0]}]}))
+    remaining = mkto.control.records("opportunities/roles")
+    assert [(r["externalOpportunityId"], r["leadId"]) for r in remaining] == [("O-B", lead_ids[1])]
+    ok(
+        rest.post(
+            "/rest/v1/opportunities/delete.json", json={"input": [{"externalOpportunityId": "O-B"}]}
+        )
+    )
+    assert mkto.control.records("opportunities/roles") == []
+
+
+def test_object_queries_accept_post_with_method_get(rest: httpx.Client) -> None:
+    ids = [
+        item["id"]
+        for item in _sync(rest, "companies", [{"externalCompanyId": f"F-{i}"} for i in range(3)])
+    ]
+    response = rest.post(
+        "/rest/v1/companies.json",
+        params={"_method": "GET"},
+        data={"filterType": "externalCompanyId", "filterValues": "F-0,F-2", "fields": "id"},
+    )
+    assert [item["id"] for item in ok(response)["result"]] == [ids[0], ids[2]]
+    (described,) = ok(rest.get("/rest/v1/salespersons/describe.json"))["result"]
+    assert described["idField"] == "id"
+    assert described["searchableFields"] == [["email"], ["id"], ["externalSalesPersonId"]]
