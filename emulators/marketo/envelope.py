@@ -3,7 +3,7 @@
 Every REST and bulk response is HTTP 200 with ``requestId`` and ``success``; a whole-request
 failure carries ``errors:[{code, message}]`` (codes are quoted integers), a per-record failure is a
 ``skipped`` result item with ``reasons``. Handlers raise :class:`ApiError` for the former and
-build :func:`skipped` items for the latter.
+return skipped items for the latter.
 """
 
 from __future__ import annotations
@@ -62,16 +62,6 @@ def blank(name: str) -> ApiError:
 def invalid(message: str) -> ApiError:
     """1003 at response level (e.g. "Too many results match the filter")."""
     return ApiError("1003", message)
-
-
-def reason(code: str, message: str) -> dict[str, str]:
-    """One entry of a skipped record's ``reasons``."""
-    return {"code": code, "message": message}
-
-
-def skipped(code: str, message: str) -> dict[str, Any]:
-    """A record-level failure item (its position in ``result`` matches the input order)."""
-    return {"status": "skipped", "reasons": [reason(code, message)]}
 
 
 class RequestIds:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import random
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from emulators.marketo.clock import iso_seconds
@@ -248,10 +248,6 @@ class ActivityLog:
         self._times.append(when)
         return activity
 
-    def time_of(self, position: int) -> float:
-        """The epoch time of the activity at ``position``."""
-        return self._times[position]
-
     def position_at(self, since: float) -> int:
         """The first position whose date is at or after ``since``."""
         return bisect.bisect_left(self._times, since)
@@ -267,8 +263,3 @@ class ActivityLog:
         self.items.clear()
         self._times.clear()
         self._next_id = 1
-
-
-def iter_sorted(records: Iterable[Record], key: str) -> list[Record]:
-    """Records ordered by ``key`` (ids), for stable paging."""
-    return sorted(records, key=lambda r: r[key])
