@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup test lint typecheck unit integration bench demo clean
+.PHONY: help setup infra-tools test lint typecheck unit integration bench demo clean
 
 help:
 	@echo "make test   - set up, then ruff, mypy --strict and the whole pytest suite"
@@ -25,6 +25,22 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Infra checks (tests/infra): checkov + pycep-parser in their own venv, so their dependency trees
+# never meet the app's pins, and the Kusto language service (npm) for the KQL files.
+VENV_INFRA := .venv-infra
+KQL_TOOLS := infra/tools/kql
+
+infra-tools: $(VENV_INFRA)/.installed $(KQL_TOOLS)/node_modules/.installed
+
+$(VENV_INFRA)/.installed: requirements-infra.txt
+	test -x $(VENV_INFRA)/bin/python || $(PYTHON) -m venv $(VENV_INFRA)
+	$(VENV_INFRA)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-infra.txt
+	touch $@
+
+$(KQL_TOOLS)/node_modules/.installed: $(KQL_TOOLS)/package.json $(KQL_TOOLS)/package-lock.json
+	npm ci --prefix $(KQL_TOOLS) --no-audit --no-fund --loglevel=error
+	touch $@
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -32,7 +48,7 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy shared functions emulators dmsync function_app.py
 
-test: lint typecheck
+test: lint typecheck infra-tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: setup
@@ -42,4 +58,4 @@ integration: setup
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) node_modules .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_INFRA) $(KQL_TOOLS)/node_modules node_modules .mypy_cache .pytest_cache .ruff_cache

@@ -16,6 +16,10 @@ from shared.errors import DmsyncError
 COMMANDS: dict[str, tuple[str, str]] = {
     "azurite": ("dmsync.azurite_command", "run a private Azurite and print its connection string"),
     "emulator": ("dmsync.emulator_command", "run the Dynamics or Marketo emulator"),
+    "host": ("dmsync.host.command", "run function_app.py locally like the Azure Functions host"),
+    "instance": ("dmsync.instance_command", "list, show, add or copy integration instances"),
+    "errors": ("dmsync.errors_command", "list the sync errors of an instance"),
+    "status": ("dmsync.status_command", "per instance and stream: phase, progress, lease, errors"),
 }
 """Sub-command name → (module, one-line help)."""
 

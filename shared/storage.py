@@ -163,6 +163,16 @@ class StorageConnection:
             message_decode_policy=TextBase64DecodePolicy(),
         )
 
+    def raw_queue_client(self, queue_name: str) -> QueueClient:
+        """A client for one queue that sends and returns message text unchanged (no base64).
+
+        For the local Functions host, which decodes bodies itself: a message that is not valid
+        base64 must reach the poison queue instead of failing the whole receive.
+        """
+        return QueueClient(
+            account_url=self.queue_url, queue_name=queue_name, credential=self._credential
+        )
+
     def queue_client(self, queue_name: str) -> QueueClient:
         """A client for one queue, sending and reading base64 text as the Functions host does."""
         return QueueClient(

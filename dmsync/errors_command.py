@@ -1,0 +1,109 @@
+"""``dmsync errors INSTANCE``: the sync errors of an instance, newest first.
+
+Open errors only unless ``--all``; ``--entity`` and ``--since``/``--until`` (``30m``, ``2h``,
+``7d`` or an ISO-8601 time) narrow the list; ``--json`` prints every field, untruncated.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from dmsync.state_cli import (
+    add_store_options,
+    format_time,
+    open_store,
+    parse_time,
+    print_json,
+    render_table,
+    shorten,
+)
+from shared.clock import SYSTEM_CLOCK
+from shared.errors import ConfigurationError
+from shared.state.sync_errors import SyncError
+
+_HEADERS = (
+    "LAST SEEN",
+    "ENTITY",
+    "DIR",
+    "OPERATION",
+    "DYNAMICS ID",
+    "MARKETO ID",
+    "CODE",
+    "ATTEMPTS",
+    "NEXT RETRY",
+    "MESSAGE",
+)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Filters and output options."""
+    add_store_options(parser)
+    parser.add_argument("instance_id", metavar="INSTANCE")
+    parser.add_argument("--entity", help="only this entity (its logical name)")
+    parser.add_argument("--since", help="errors last seen since: 30m, 2h, 7d or an ISO time")
+    parser.add_argument("--until", help="errors last seen before: 30m, 2h, 7d or an ISO time")
+    parser.add_argument("--all", action="store_true", help="include resolved errors")
+    parser.add_argument(
+        "--limit", type=int, default=200, help="show at most this many (default 200)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """List the errors."""
+    now = SYSTEM_CLOCK.now()
+    try:
+        since = parse_time(args.since, now) if args.since else None
+        until = parse_time(args.until, now) if args.until else None
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigurationError(f"--since/--until: {exc}") from None
+    store = open_store(args)
+    errors = store.errors.list(
+        args.instance_id,
+        entity=args.entity,
+        since=since,
+        until=until,
+        include_resolved=args.all,
+        limit=args.limit,
+    )
+    if args.json:
+        print_json([_as_json(e) for e in errors])
+    elif errors:
+        print(render_table(_HEADERS, [_row(e) for e in errors]))
+    else:
+        print(f"no {'' if args.all else 'open '}sync errors for {args.instance_id}")
+    return 0
+
+
+def _row(error: SyncError) -> list[str]:
+    return [
+        format_time(error.last_seen),
+        error.stream.entity,
+        error.stream.direction.value,
+        error.operation,
+        error.dynamics_id or "-",
+        error.marketo_id or "-",
+        error.code,
+        str(error.attempts),
+        "resolved" if error.resolved else format_time(error.next_retry_at),
+        shorten(error.message, 60),
+    ]
+
+
+def _as_json(error: SyncError) -> dict[str, Any]:
+    return {
+        "instance": error.stream.instance_id,
+        "entity": error.stream.entity,
+        "direction": error.stream.direction.value,
+        "operation": error.operation,
+        "dynamics_id": error.dynamics_id,
+        "marketo_id": error.marketo_id,
+        "code": error.code,
+        "message": error.message,
+        "first_seen": error.first_seen.isoformat(),
+        "last_seen": error.last_seen.isoformat(),
+        "attempts": error.attempts,
+        "next_retry_at": error.next_retry_at.isoformat() if error.next_retry_at else None,
+        "resolved": error.resolved,
+        "resolved_at": error.resolved_at.isoformat() if error.resolved_at else None,
+    }

@@ -1,0 +1,461 @@
+"""GET on entity sets: queries with paging, single rows, ``$count``, and change tracking.
+
+Query rules follow reference §0-§2: ``$select`` (PK always returned), ``$filter``, ``$orderby``
+(default: primary key), ``$top`` (ignored with ``odata.maxpagesize``), ``$count``, pages of at most
+5,000 rows with ``@odata.nextLink`` after ``value``; ``$skip``/``$search``/``$format`` rejected.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from emulators.dynamics.changetracking import Change, DeltaToken, changes_between, check_token
+from emulators.dynamics.clock import format_datetime
+from emulators.dynamics.environment import Environment
+from emulators.dynamics.errors import (
+    ODataError,
+    bad_request,
+    not_found,
+    query_property_not_found,
+    track_changes_option,
+)
+from emulators.dynamics.odata_filter import compile_filter
+from emulators.dynamics.paging import PagingCookie
+from emulators.dynamics.protocol import ApiRequest, ApiResponse, Preferences, parse_key
+from emulators.dynamics.schema import Column, Table
+from emulators.dynamics.serialize import (
+    TOTAL_COUNT,
+    TOTAL_COUNT_EXCEEDED,
+    AnnotationFilter,
+    RowRenderer,
+    etag,
+)
+from emulators.dynamics.store import Record, TableData
+
+COUNT_LIMIT = 5000  # $count and /$count stop at 5,000 (PAD query-data-web-api.md)
+UNSUPPORTED_OPTIONS = ("$skip", "$search", "$format")  # reference §0
+COLLECTION_OPTIONS = {
+    "$select",
+    "$filter",
+    "$orderby",
+    "$top",
+    "$count",
+    "$skiptoken",
+    "$deltatoken",
+    "$expand",
+}
+NOT_IMPLEMENTED_OPTIONS = ("$expand", "$apply", "fetchXml", "savedQuery", "userQuery")
+
+
+def check_options(options: dict[str, str], allowed: set[str]) -> None:
+    """Reject unsupported and unknown system query options."""
+    for name in options:
+        if name in UNSUPPORTED_OPTIONS:
+            raise bad_request(f"The query parameter {name} is not supported")
+        if name in NOT_IMPLEMENTED_OPTIONS:
+            raise ODataError(
+                501, "0x8006088a", f"The query option '{name}' is not implemented by the emulator."
+            )
+        if name.startswith("$") and name not in allowed:
+            raise bad_request(f"The query parameter {name} is not supported")
+
+
+def parse_select(table: Table, text: str | None) -> list[Column] | None:
+    """Columns named in ``$select`` (lookups by ``_<name>_value``), or None for all."""
+    if text is None:
+        return None
+    columns: list[Column] = []
+    for raw in text.split(","):
+        name = raw.strip()
+        if not name:
+            continue
+        column = table.column_for_property(name)
+        if column is None:
+            raise query_property_not_found(name, table.logical_name)
+        if column not in columns:
+            columns.append(column)
+    return columns
+
+
+def parse_orderby(table: Table, text: str | None) -> list[tuple[Column, bool]]:
+    """``$orderby`` as (column, descending) pairs."""
+    if not text:
+        return []
+    orders: list[tuple[Column, bool]] = []
+    for raw in text.split(","):
+        parts = raw.split()
+        if not parts or len(parts) > 2 or (len(parts) == 2 and parts[1] not in ("asc", "desc")):
+            raise bad_request(f"The $orderby expression '{text}' is not valid.")
+        column = table.column_for_property(parts[0])
+        if column is None:
+            raise query_property_not_found(parts[0], table.logical_name)
+        orders.append((column, len(parts) == 2 and parts[1] == "desc"))
+    return orders
+
+
+def context_url(
+    req: ApiRequest, table: Table, select: list[Column] | None, suffix: str = ""
+) -> str:
+    """``@odata.context`` for a collection, an entity or a delta."""
+    names = f"({','.join(c.value_name for c in select)})" if select else ""
+    return f"{req.api_root}/$metadata#{table.entity_set}{names}{suffix}"
+
+
+_LINK_SAFE = ",()'*:@"
+
+
+def _link(req: ApiRequest, table: Table, params: list[tuple[str, str]]) -> str:
+    query = "&".join(f"{k}={quote(v, safe=_LINK_SAFE)}" for k, v in params)
+    return f"{req.api_root}/{table.entity_set}?{query}"
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    # SQL Server sorts empty values first when ascending.
+    if value is None:
+        return (0, "")
+    return (1, value.casefold() if isinstance(value, str) else value)
+
+
+def _column_sort_key(name: str) -> Callable[[Record], tuple[int, Any]]:
+    def key(record: Record) -> tuple[int, Any]:
+        return _sort_key(record.values.get(name))
+
+    return key
+
+
+def _compare(a: list[Any], b: list[Any], descending: list[bool]) -> int:
+    for left, right, desc in zip(a, b, descending, strict=True):
+        ka, kb = _sort_key(left), _sort_key(right)
+        if ka != kb:
+            result = -1 if ka < kb else 1
+            return -result if desc else result
+    return 0
+
+
+def resolve_key(data: TableData, key: str) -> str | None:
+    """The id of the row a URL key names (GUID or alternate key), or None if there is none."""
+    parsed = parse_key(key)
+    if isinstance(parsed, str):
+        return parsed
+    names = tuple(parsed)
+    table = data.table
+    for alternate in table.alternate_keys:
+        if set(alternate) == set(names) and len(alternate) == len(names):
+            return data.find_by_key(alternate, tuple(parsed[n] for n in alternate))
+    raise bad_request(
+        f"The key in the request URI is not valid for resource "
+        f"'Microsoft.Dynamics.CRM.{table.logical_name}'. Ensure that the names and number of key "
+        f"properties match the declared or alternate key properties for the resource "
+        f"'Microsoft.Dynamics.CRM.{table.logical_name}'."
+    )
+
+
+class QueryReader:
+    """Answers GET requests on one entity set."""
+
+    def __init__(self, env: Environment, req: ApiRequest, data: TableData) -> None:
+        self.env = env
+        self.req = req
+        self.data = data
+        self.table = data.table
+
+    def _page_size(self, prefs: Preferences) -> int:
+        limit = self.env.config.max_page_size
+        return min(prefs.max_page_size or limit, limit)
+
+    def _applied(self, prefs: Preferences, annotations: AnnotationFilter) -> dict[str, str]:
+        applied = []
+        if prefs.track_changes:
+            applied.append("odata.track-changes")
+        if prefs.max_page_size:
+            applied.append(f"odata.maxpagesize={self._page_size(prefs)}")
+        if annotations.spec:
+            applied.append(f'odata.include-annotations="{annotations.spec}"')
+        return {"Preference-Applied": ",".join(applied)} if applied else {}
+
+    # -- collections ----------------------------------------------------------------------------
+
+    def collection(self, options: dict[str, str], prefs: Preferences) -> ApiResponse:
+        """``GET /<set>`` with query options."""
+        if prefs.track_changes or "$deltatoken" in options:
+            return self._tracked(options, prefs)
+        check_options(options, COLLECTION_OPTIONS)
+        select = parse_select(self.table, options.get("$select"))
+        predicate = compile_filter(options["$filter"], self.table) if "$filter" in options else None
+        orders = parse_orderby(self.table, options.get("$orderby"))
+        annotations = AnnotationFilter(prefs.include_annotations)
+        renderer = RowRenderer(self.env.db, self.table, select, annotations)
+        size = self._page_size(prefs)
+        top = self._top(options)
+        if top is not None and prefs.max_page_size is None:
+            size = min(top, size)
+        cookie = PagingCookie.decode(options["$skiptoken"]) if "$skiptoken" in options else None
+        if orders:
+            rows, more = self._ordered_page(predicate, orders, cookie, size)
+        else:
+            rows, more = self._pk_page(predicate, cookie, size)
+        if top is not None and prefs.max_page_size is None:
+            more = False  # $top: one page, no nextLink
+        body: dict[str, Any] = {"@odata.context": context_url(self.req, self.table, select)}
+        if options.get("$count", "").lower() == "true":
+            total = self._count(predicate)
+            body["@odata.count"] = min(total, COUNT_LIMIT)
+            if annotations.total_count:
+                body[f"@{TOTAL_COUNT}"] = total if total <= COUNT_LIMIT else -1
+                body[f"@{TOTAL_COUNT_EXCEEDED}"] = total > COUNT_LIMIT
+        body["value"] = [renderer.render(r) for r in rows]
+        if more and rows:
+            next_cookie = PagingCookie(page=(cookie.page if cookie else 1) + 1)
+            last, first = rows[-1].values, rows[0].values
+            for column, _ in orders:
+                next_cookie.last[column.value_name] = last.get(column.value_name)
+                next_cookie.first[column.value_name] = first.get(column.value_name)
+            next_cookie.last[self.table.primary_id] = last[self.table.primary_id]
+            next_cookie.first[self.table.primary_id] = first[self.table.primary_id]
+            params = [(k, v) for k, v in options.items() if k != "$skiptoken"]
+            params.append(("$skiptoken", next_cookie.encode()))
+            body["@odata.nextLink"] = _link(self.req, self.table, params)
+        return ApiResponse.json(200, body, self._applied(prefs, annotations))
+
+    @staticmethod
+    def _top(options: dict[str, str]) -> int | None:
+        if "$top" not in options:
+            return None
+        try:
+            top = int(options["$top"])
+        except ValueError:
+            raise bad_request(f"Invalid value '{options['$top']}' for $top query option.") from None
+        if top < 0:
+            raise bad_request("The $top query option must be a non-negative integer.")
+        return top
+
+    def _count(self, predicate: Callable[[dict[str, Any]], bool] | None) -> int:
+        rows = self.data.rows
+        if predicate is None:
+            return len(rows)
+        return sum(1 for r in rows.values() if predicate(r.values))
+
+    def _pk_page(
+        self,
+        predicate: Callable[[dict[str, Any]], bool] | None,
+        cookie: PagingCookie | None,
+        size: int,
+    ) -> tuple[list[Record], bool]:
+        order, rows = self.data.order, self.data.rows
+        start = 0
+        if cookie is not None:
+            last_id = cookie.last.get(self.table.primary_id)
+            if not isinstance(last_id, str):
+                raise bad_request("The $skiptoken paging cookie does not fit this query.")
+            start = bisect.bisect_right(order, last_id)
+        if predicate is None:
+            ids = order[start : start + size + 1]
+            page = [rows[i] for i in ids]
+        else:
+            page = []
+            for index in range(start, len(order)):
+                record = rows[order[index]]
+                if predicate(record.values):
+                    page.append(record)
+                    if len(page) > size:
+                        break
+        return page[:size], len(page) > size
+
+    def _ordered_page(
+        self,
+        predicate: Callable[[dict[str, Any]], bool] | None,
+        orders: list[tuple[Column, bool]],
+        cookie: PagingCookie | None,
+        size: int,
+    ) -> tuple[list[Record], bool]:
+        pk = self.table.primary_id
+        records = [
+            r for r in (self.data.rows[i] for i in self.data.order)
+            if predicate is None or predicate(r.values)
+        ]  # fmt: skip
+        for column, desc in reversed(orders):
+            records.sort(key=_column_sort_key(column.value_name), reverse=desc)
+        start = 0
+        if cookie is not None:
+            names = [c.value_name for c, _ in orders]
+            if any(n not in cookie.last for n in names) or pk not in cookie.last:
+                raise bad_request("The $skiptoken paging cookie does not fit this query.")
+            last = [cookie.last[n] for n in names] + [cookie.last[pk]]
+            directions = [d for _, d in orders] + [False]
+            start = len(records)
+            for index, record in enumerate(records):
+                values = [record.values.get(n) for n in names] + [record.values[pk]]
+                if _compare(values, last, directions) > 0:
+                    start = index
+                    break
+        page = records[start : start + size + 1]
+        return page[:size], len(page) > size
+
+    # -- single rows and counts -----------------------------------------------------------------
+
+    def single(self, key: str, options: dict[str, str], prefs: Preferences) -> ApiResponse:
+        """``GET /<set>(<key>)``; ``If-None-Match: W/"v"`` gives 304 when unchanged."""
+        check_options(options, {"$select", "$expand"})
+        record_id = resolve_key(self.data, key)
+        record = self.data.rows.get(record_id) if record_id else None
+        if record is None:
+            raise not_found(self.table.logical_name, record_id or key)
+        select = parse_select(self.table, options.get("$select"))
+        annotations = AnnotationFilter(prefs.include_annotations)
+        if_none_match = self.req.header("if-none-match")
+        if if_none_match and if_none_match == etag(record.version) and not annotations.any:
+            return ApiResponse.empty(304, {"ETag": etag(record.version)})
+        row = RowRenderer(self.env.db, self.table, select, annotations).render(record)
+        body = {"@odata.context": context_url(self.req, self.table, select, "/$entity"), **row}
+        headers = {"ETag": etag(record.version), **self._applied(prefs, annotations)}
+        return ApiResponse.json(200, body, headers)
+
+    def count(self) -> ApiResponse:
+        """``GET /<set>/$count``: a plain number, at most 5,000."""
+        total = min(len(self.data.rows), COUNT_LIMIT)
+        return ApiResponse(
+            200, {"Content-Type": "text/plain", "OData-Version": "4.0"}, str(total).encode()
+        )
+
+    # -- change tracking ------------------------------------------------------------------------
+
+    def _tracked(self, options: dict[str, str], prefs: Preferences) -> ApiResponse:
+        if not self.table.change_tracking:
+            # UNVERIFIED (reference §1: no source gives this error); our documented choice.
+            raise bad_request(
+                f"Change tracking is not enabled for the entity '{self.table.logical_name}'. "
+                "Enable 'Track changes' (ChangeTrackingEnabled) on the table to use "
+                "odata.track-changes."
+            )
+        for option in ("filter", "orderby", "expand", "top"):
+            if f"${option}" in options:
+                raise track_changes_option(option)
+        check_options(options, COLLECTION_OPTIONS)
+        prefs.track_changes = True
+        select = parse_select(self.table, options.get("$select"))
+        annotations = AnnotationFilter(prefs.include_annotations)
+        renderer = RowRenderer(self.env.db, self.table, select, annotations)
+        size = self._page_size(prefs)
+        cookie = PagingCookie.decode(options["$skiptoken"]) if "$skiptoken" in options else None
+        now = self.env.clock.now()
+        if "$deltatoken" in options:
+            token = DeltaToken.decode(options["$deltatoken"])
+            check_token(token, self.env.db, now, self.env.expire_change_tracking_days)
+            values, next_cookie, snapshot = self._delta_page(token, cookie, size, renderer)
+            suffix = "/$delta"
+        else:
+            values, next_cookie, snapshot = self._initial_page(cookie, size, renderer, now)
+            suffix = ""
+        body: dict[str, Any] = {
+            "@odata.context": context_url(self.req, self.table, select, suffix),
+            "value": values,
+        }
+        base: list[tuple[str, str]] = []
+        if "$select" in options:
+            base.append(("$select", options["$select"]))
+        if next_cookie is not None:
+            params = base.copy()
+            if "$deltatoken" in options:
+                params.append(("$deltatoken", options["$deltatoken"]))
+            params.append(("$skiptoken", next_cookie.encode()))
+            body["@odata.nextLink"] = _link(self.req, self.table, params)
+        else:
+            # reference §1: the deltaLink only on the last page, never with a nextLink
+            link = _link(self.req, self.table, base)
+            separator = "&" if base else ""
+            body["@odata.deltaLink"] = (
+                f"{link}{separator}$deltatoken={quote(snapshot.encode(), safe='')}"
+            )
+        return ApiResponse.json(200, body, self._applied(prefs, annotations))
+
+    def _initial_page(
+        self, cookie: PagingCookie | None, size: int, renderer: RowRenderer, now: datetime
+    ) -> tuple[list[dict[str, Any]], PagingCookie | None, DeltaToken]:
+        if cookie is None:
+            snapshot = DeltaToken(self.env.db.current_version, now)
+        else:
+            snapshot = _snapshot_from(cookie)
+        records, more = self._pk_page(None, cookie, size)
+        next_cookie = None
+        if more and records:
+            next_cookie = PagingCookie(
+                page=(cookie.page if cookie else 1) + 1,
+                tracking=True,
+                attrs=_snapshot_attrs(snapshot),
+                last={self.table.primary_id: records[-1].values[self.table.primary_id]},
+                first={self.table.primary_id: records[0].values[self.table.primary_id]},
+            )
+        return [renderer.render(r) for r in records], next_cookie, snapshot
+
+    def _delta_page(
+        self,
+        token: DeltaToken,
+        cookie: PagingCookie | None,
+        size: int,
+        renderer: RowRenderer,
+    ) -> tuple[list[dict[str, Any]], PagingCookie | None, DeltaToken]:
+        if cookie is None:
+            snapshot = DeltaToken(self.env.db.current_version, self.env.clock.now())
+            after = token.version
+        else:
+            snapshot = _snapshot_from(cookie)
+            last = cookie.last.get("version")
+            if not isinstance(last, int):
+                raise bad_request("The $skiptoken paging cookie does not fit this query.")
+            after = last
+        upserts, deletes = changes_between(self.data, token.version, snapshot.version)
+        # Resume by version, which never changes for a log entry: keyset paging cannot skip rows
+        # even when rows change between pages (a row changed after the snapshot is in the next
+        # delta instead).
+        phase = cookie.attrs.get("phase", "u") if cookie else "u"
+        entries: list[tuple[str, Change]] = []
+        if phase == "u":
+            entries.extend(("u", c) for c in upserts if c.version > after)
+            entries.extend(("d", c) for c in deletes)
+        else:
+            entries.extend(("d", c) for c in deletes if c.version > after)
+        page = entries[: size + 1]
+        values: list[dict[str, Any]] = []
+        for kind, change in page[:size]:
+            if kind == "u":
+                values.append(renderer.render(self.data.rows[change.record_id]))
+            else:
+                values.append(
+                    {
+                        "@odata.context": (
+                            f"{self.req.api_root}/$metadata#{self.table.entity_set}/$deletedEntity"
+                        ),
+                        "id": change.record_id,
+                        "reason": "deleted",
+                    }
+                )
+        next_cookie = None
+        if len(page) > size:
+            kind, change = page[size - 1]
+            attrs = _snapshot_attrs(snapshot)
+            attrs["phase"] = kind
+            next_cookie = PagingCookie(
+                page=(cookie.page if cookie else 1) + 1,
+                tracking=True,
+                attrs=attrs,
+                last={"version": change.version},
+                first={"version": page[0][1].version},
+            )
+        return values, next_cookie, snapshot
+
+
+def _snapshot_attrs(snapshot: DeltaToken) -> dict[str, str]:
+    return {"version": str(snapshot.version), "issued": format_datetime(snapshot.issued)}
+
+
+def _snapshot_from(cookie: PagingCookie) -> DeltaToken:
+    try:
+        version = int(cookie.attrs["version"])
+        issued = datetime.fromisoformat(cookie.attrs["issued"].replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        raise bad_request("The $skiptoken paging cookie does not fit this query.") from None
+    return DeltaToken(version, issued)

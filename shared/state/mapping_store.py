@@ -1,0 +1,313 @@
+"""ID mapping rows in Table Storage: bucketed bulk reads and transactional bulk writes.
+
+Costs (N buckets, at most 14 ids per filter because of the 15-comparison limit):
+
+* bulk read by Dynamics id: one query per touched bucket and 14 ids; for 300 random ids and
+  N = 16 that is 16-32 requests (about 30; measured in the integration tests);
+* bulk read by Marketo id: the same on the reverse table, plus a forward read to confirm;
+* bulk write: one transaction per touched bucket and 100 rows, on each of the two tables.
+
+Write order and crashes
+-----------------------
+:meth:`MappingStore.put_many` writes the **reverse rows first, then the forward rows**. The
+forward row is the mapping; the reverse row only indexes it. So every forward row that exists
+has its reverse row, and a lookup by Marketo id never misses a committed mapping.
+
+A crash between the two writes leaves reverse rows whose forward row is missing (or, after a
+mapping moved to another Marketo record, points elsewhere). Reads by Marketo id therefore
+confirm each reverse hit against the forward row and ignore orphans; the next ``put_many`` of
+the same mapping overwrites them. Deletes go the other way round (forward first), leaving at
+worst the same harmless orphan.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+
+from shared.clock import Clock
+from shared.errors import ConfigurationError
+from shared.state import odata
+from shared.state.keys import decode_component
+from shared.state.mappings import (
+    IdMapping,
+    MappingLayout,
+    MappingUpdate,
+    forward_entity,
+    mapping_from_entity,
+    normalize_dynamics_id,
+    normalize_marketo_id,
+    reverse_entity,
+    reverse_from_entity,
+    update_entity,
+)
+from shared.state.tables import TableAccess, TableKind, storage_errors
+from shared.state.transactions import (
+    TableOperation,
+    plan_transactions,
+    submit_all,
+    submit_skipping,
+)
+
+LAYOUT_PARTITION = "layout"
+LAYOUT_ROW = "id-mappings"
+_MISSING = frozenset({404})
+
+
+class MappingStore:
+    """Dynamics id ↔ Marketo id, per (instance, entity)."""
+
+    def __init__(
+        self,
+        tables: TableAccess,
+        clock: Clock,
+        layout: MappingLayout | None = None,
+        max_comparisons: int = odata.MAX_COMPARISONS,
+    ) -> None:
+        self._tables = tables
+        self._clock = clock
+        self.layout = layout or MappingLayout()
+        self._max_comparisons = max_comparisons
+        self._layout_checked = False
+        self._layout_lock = threading.Lock()
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def get(self, instance_id: str, entity: str, dynamics_id: str) -> IdMapping | None:
+        """The mapping of one Dynamics record (one point read)."""
+        key = self.layout.forward_key(instance_id, entity, normalize_dynamics_id(dynamics_id))
+        row = self._point_read(TableKind.MAPPINGS, key)
+        return None if row is None else mapping_from_entity(row)
+
+    def get_many(
+        self, instance_id: str, entity: str, dynamics_ids: Iterable[str]
+    ) -> dict[str, IdMapping]:
+        """Mappings of many Dynamics records, keyed by normalised Dynamics id (missing: absent).
+
+        Normalise your ids with :func:`~shared.state.mappings.normalize_dynamics_id` to look
+        results up.
+        """
+        ids = list(dict.fromkeys(normalize_dynamics_id(i) for i in dynamics_ids))
+        keys = [self.layout.forward_key(instance_id, entity, i) for i in ids]
+        rows = self._query_rows(TableKind.MAPPINGS, keys, "reading ID mappings")
+        found = (mapping_from_entity(row) for row in rows)
+        return {m.dynamics_id: m for m in found}
+
+    def get_by_marketo(self, instance_id: str, entity: str, marketo_id: str) -> IdMapping | None:
+        """The mapping of one Marketo record (two point reads: index, then mapping)."""
+        marketo = normalize_marketo_id(marketo_id)
+        row = self._point_read(
+            TableKind.MAPPINGS_BY_MARKETO, self.layout.reverse_key(instance_id, entity, marketo)
+        )
+        if row is None:
+            return None
+        _, dynamics_id = reverse_from_entity(row)
+        mapping = self.get(instance_id, entity, dynamics_id)
+        return mapping if mapping is not None and mapping.marketo_id == marketo else None
+
+    def get_many_by_marketo(
+        self, instance_id: str, entity: str, marketo_ids: Iterable[str]
+    ) -> dict[str, IdMapping]:
+        """Mappings of many Marketo records, keyed by Marketo id; orphaned index rows are
+        ignored (see the module docstring)."""
+        ids = list(dict.fromkeys(normalize_marketo_id(i) for i in marketo_ids))
+        keys = [self.layout.reverse_key(instance_id, entity, i) for i in ids]
+        rows = self._query_rows(TableKind.MAPPINGS_BY_MARKETO, keys, "reading ID mapping index")
+        dynamics_for = dict(reverse_from_entity(row) for row in rows)
+        forward = self.get_many(instance_id, entity, dynamics_for.values())
+        result: dict[str, IdMapping] = {}
+        for marketo_id, dynamics_id in dynamics_for.items():
+            mapping = forward.get(normalize_dynamics_id(dynamics_id))
+            if mapping is not None and mapping.marketo_id == marketo_id:
+                result[marketo_id] = mapping
+        return result
+
+    def has_any(self, instance_id: str) -> bool:
+        """Whether any mapping or index row exists for the instance (two small queries)."""
+        low, high = self.layout.instance_range(instance_id)
+        query = odata.all_of(
+            odata.compare("PartitionKey", "ge", odata.string(low)),
+            odata.compare("PartitionKey", "lt", odata.string(high)),
+        )
+        for kind in (TableKind.MAPPINGS, TableKind.MAPPINGS_BY_MARKETO):
+            client = self._client(kind)
+            with storage_errors("looking for ID mappings"):
+                pages = client.query_entities(query, select=["RowKey"], results_per_page=1)
+                if next(iter(pages), None) is not None:
+                    return True
+        return False
+
+    # --- writes ---------------------------------------------------------------------------
+
+    def put(self, mapping: IdMapping) -> IdMapping:
+        """Store one mapping (see :meth:`put_many`)."""
+        return self.put_many([mapping])[0]
+
+    def put_many(self, mappings: Iterable[IdMapping]) -> list[IdMapping]:
+        """Store whole mappings (create, or replace what is stored for the same Dynamics id).
+
+        Reverse rows are written before forward rows (module docstring). ``created_at`` is kept
+        if the mapping carries it (as one read from the store does), else set to now.
+
+        Raises:
+            ValueError: two mappings in the call link different Dynamics records to the same
+                Marketo record.
+        """
+        now = self._clock.now()
+        stamped = [
+            replace(m, created_at=m.created_at or now, updated_at=now, etag=None) for m in mappings
+        ]
+        owners: dict[tuple[str, str, str], str] = {}
+        for m in stamped:
+            owner = owners.setdefault((m.instance_id, m.entity, m.marketo_id), m.dynamics_id)
+            if owner != m.dynamics_id:
+                raise ValueError(
+                    f"Marketo {m.marketo_type} {m.marketo_id} is linked to both {owner} and "
+                    f"{m.dynamics_id} in one call; a Marketo record maps to one Dynamics record"
+                )
+        reverse_ops = [
+            TableOperation("upsert", reverse_entity(m, self.layout), {"mode": UpdateMode.REPLACE})
+            for m in stamped
+        ]
+        forward_ops = [
+            TableOperation("upsert", forward_entity(m, self.layout), {"mode": UpdateMode.REPLACE})
+            for m in stamped
+        ]
+        submit_all(
+            self._client(TableKind.MAPPINGS_BY_MARKETO), reverse_ops, "writing ID mapping index"
+        )
+        submit_all(self._client(TableKind.MAPPINGS), forward_ops, "writing ID mappings")
+        return stamped
+
+    def update_many(
+        self, instance_id: str, entity: str, updates: Iterable[MappingUpdate]
+    ) -> list[str]:
+        """Merge field-level changes into existing mappings (forward rows only).
+
+        Returns:
+            The Dynamics ids that have no mapping (their updates are skipped, the rest applied).
+        """
+        now = self._clock.now()
+        operations = [
+            TableOperation(
+                "update",
+                update_entity(instance_id, entity, u, self.layout, now),
+                {"mode": UpdateMode.MERGE},
+            )
+            for u in updates
+        ]
+        client = self._client(TableKind.MAPPINGS)
+        missing: list[str] = []
+        for transaction in plan_transactions(operations):
+            skipped = submit_skipping(client, transaction, _MISSING, "updating ID mappings")
+            missing.extend(decode_component(op.row[1]) for op in skipped)
+        return missing
+
+    def delete_many(self, instance_id: str, entity: str, dynamics_ids: Iterable[str]) -> int:
+        """Delete mappings (forward rows first, then their own index rows); returns how many
+        mappings existed."""
+        existing = self.get_many(instance_id, entity, dynamics_ids)
+        if not existing:
+            return 0
+        forward_ops = [
+            TableOperation(
+                "delete",
+                dict(
+                    zip(
+                        ("PartitionKey", "RowKey"),
+                        self.layout.forward_key(instance_id, entity, d),
+                        strict=True,
+                    )
+                ),
+            )
+            for d in existing
+        ]
+        submit_all(self._client(TableKind.MAPPINGS), forward_ops, "deleting ID mappings")
+        # Only index rows that still point at a deleted mapping: a Marketo record re-linked to
+        # another Dynamics record keeps its (valid) index row.
+        index_keys = [
+            self.layout.reverse_key(instance_id, entity, m.marketo_id) for m in existing.values()
+        ]
+        index_rows = self._query_rows(
+            TableKind.MAPPINGS_BY_MARKETO, index_keys, "reading ID mapping index"
+        )
+        reverse_ops = [
+            TableOperation("delete", {"PartitionKey": r["PartitionKey"], "RowKey": r["RowKey"]})
+            for r in index_rows
+            if normalize_dynamics_id(reverse_from_entity(r)[1]) in existing
+        ]
+        submit_all(
+            self._client(TableKind.MAPPINGS_BY_MARKETO), reverse_ops, "deleting ID mapping index"
+        )
+        return len(existing)
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _client(self, kind: TableKind) -> TableClient:
+        self._check_layout()
+        return self._tables.client(kind)
+
+    def _point_read(self, kind: TableKind, key: tuple[str, str]) -> Any | None:
+        client = self._client(kind)
+        try:
+            with storage_errors("reading an ID mapping", expected=(ResourceNotFoundError,)):
+                return client.get_entity(*key)
+        except ResourceNotFoundError:
+            return None
+
+    def _query_rows(
+        self, kind: TableKind, keys: Sequence[tuple[str, str]], action: str
+    ) -> list[Any]:
+        """Rows for ``keys``: per partition, as few filters as the comparison limit allows."""
+        by_partition: dict[str, list[str]] = {}
+        for partition_key, row_key in keys:
+            by_partition.setdefault(partition_key, []).append(row_key)
+        client = self._client(kind)
+        rows: list[Any] = []
+        with storage_errors(action):
+            for partition_key, row_keys in by_partition.items():
+                for query in odata.key_lookup_filters(
+                    partition_key, row_keys, self._max_comparisons
+                ):
+                    rows.extend(client.query_entities(query))
+        return rows
+
+    def _check_layout(self) -> None:
+        """Refuse to run with a bucket count other than the one the tables were written with."""
+        if not self._layout_checked:
+            with self._layout_lock:
+                self._verify_layout_locked()
+
+    def _verify_layout_locked(self) -> None:
+        if self._layout_checked:  # another thread did it while we waited for the lock
+            return
+        client = self._tables.client(TableKind.CONFIG)
+        row: dict[str, Any] = {
+            "PartitionKey": LAYOUT_PARTITION,
+            "RowKey": LAYOUT_ROW,
+            "buckets": self.layout.buckets,
+        }
+        with storage_errors(
+            "checking the ID mapping layout",
+            expected=(ResourceExistsError, ResourceNotFoundError),
+        ):
+            try:
+                stored = int(client.get_entity(LAYOUT_PARTITION, LAYOUT_ROW)["buckets"])
+            except ResourceNotFoundError:
+                try:
+                    client.create_entity(row)
+                    stored = self.layout.buckets
+                except ResourceExistsError:  # another process recorded it first
+                    stored = int(client.get_entity(LAYOUT_PARTITION, LAYOUT_ROW)["buckets"])
+        if stored != self.layout.buckets:
+            raise ConfigurationError(
+                f"the ID mapping tables were written with {stored} buckets, but this store "
+                f"is configured with {self.layout.buckets}; use {stored} (changing it needs "
+                "the mappings rewritten)"
+            )
+        self._layout_checked = True

@@ -1,0 +1,141 @@
+"""Grouping writes into entity-group transactions the service accepts.
+
+A transaction (``TableClient.submit_transaction``) is all-or-nothing and must hold operations on
+**one PartitionKey**, **at most 100** of them, in **at most 4 MiB**; an entity may appear only
+once in it (reference §8; Azurite answers a duplicate with ``InvalidDuplicateRow`` and a 101st
+operation with a malformed response). :func:`plan_transactions` is the pure part: it keeps the
+last operation per row, groups by partition and cuts each group into chunks within the limits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.data.tables import TableClient, TableTransactionError
+
+from shared.state.tables import storage_errors, translate_storage_error
+
+MAX_OPERATIONS = 100
+"""Operations per transaction (service limit)."""
+
+MAX_BODY_BYTES = 3 * 1024 * 1024
+"""Our budget for one transaction's entities: below the 4 MiB request limit, leaving room for
+the multipart framing and headers around each operation."""
+
+
+@dataclass(frozen=True)
+class TableOperation:
+    """One write: ``kind`` is ``create``, ``upsert``, ``update`` or ``delete``."""
+
+    kind: str
+    entity: Mapping[str, Any]
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def row(self) -> tuple[str, str]:
+        """``(PartitionKey, RowKey)`` of the row this operation touches."""
+        return str(self.entity["PartitionKey"]), str(self.entity["RowKey"])
+
+    def as_sdk_tuple(self) -> tuple[Any, ...]:
+        """The tuple form ``submit_transaction`` takes."""
+        if self.options:
+            return (self.kind, dict(self.entity), dict(self.options))
+        return (self.kind, dict(self.entity))
+
+
+def estimated_bytes(entity: Mapping[str, Any]) -> int:
+    """A generous estimate of an entity's size in a request body (JSON, UTF-8, plus framing)."""
+    body = json.dumps(entity, default=str, ensure_ascii=False)
+    return len(body.encode("utf-8", "surrogatepass")) + 512
+
+
+def plan_transactions(
+    operations: Iterable[TableOperation],
+    *,
+    max_operations: int = MAX_OPERATIONS,
+    max_bytes: int = MAX_BODY_BYTES,
+) -> list[list[TableOperation]]:
+    """Group ``operations`` into transactions: one partition each, within both limits.
+
+    A later operation on the same row replaces an earlier one (an entity may appear only once
+    per transaction, and the later write is the one the caller wants to stand). Partitions keep
+    the order in which they first appear; rows keep their order within a partition.
+    """
+    if not 1 <= max_operations <= MAX_OPERATIONS:
+        raise ValueError(f"max_operations must be within 1..{MAX_OPERATIONS}")
+    latest: dict[tuple[str, str], TableOperation] = {}
+    for operation in operations:
+        latest.pop(operation.row, None)  # re-insert so the row takes its latest position
+        latest[operation.row] = operation
+    by_partition: dict[str, list[TableOperation]] = {}
+    for (partition, _), operation in latest.items():
+        by_partition.setdefault(partition, []).append(operation)
+    plan: list[list[TableOperation]] = []
+    for group in by_partition.values():
+        chunk: list[TableOperation] = []
+        chunk_bytes = 0
+        for operation in group:
+            size = estimated_bytes(operation.entity)
+            if chunk and (len(chunk) >= max_operations or chunk_bytes + size > max_bytes):
+                plan.append(chunk)
+                chunk, chunk_bytes = [], 0
+            chunk.append(operation)
+            chunk_bytes += size
+        if chunk:
+            plan.append(chunk)
+    return plan
+
+
+def submit_skipping(
+    client: TableClient,
+    transaction: list[TableOperation],
+    skip_statuses: frozenset[int],
+    action: str,
+) -> list[TableOperation]:
+    """Submit one planned transaction, dropping operations that fail with ``skip_statuses``.
+
+    The service rejects a whole transaction and names the operation at fault (``.index``); that
+    operation is dropped and the rest resubmitted, so this sends at most one request more than
+    there are skipped operations. Use it where a missing row (404) or a row changed meanwhile
+    (412) means "nothing to do for this one".
+
+    Returns:
+        The skipped operations.
+
+    Raises:
+        DmsyncError: any other failure, translated.
+    """
+    skipped: list[TableOperation] = []
+    remaining = list(transaction)
+    while remaining:
+        try:
+            with storage_errors(action, expected=(TableTransactionError,)):
+                client.submit_transaction([op.as_sdk_tuple() for op in remaining])
+            return skipped
+        except TableTransactionError as exc:
+            index = getattr(exc, "index", None)
+            if (
+                exc.status_code not in skip_statuses
+                or index is None
+                or not 0 <= index < len(remaining)
+            ):
+                raise translate_storage_error(exc, action) from exc
+            skipped.append(remaining.pop(index))
+    return skipped
+
+
+def submit_all(client: TableClient, operations: Iterable[TableOperation], action: str) -> int:
+    """Plan and submit every operation; returns the number of transactions sent.
+
+    Raises:
+        DmsyncError: the first transaction that fails, translated (earlier ones stay applied;
+            each transaction is atomic, the whole call is not).
+    """
+    plan = plan_transactions(operations)
+    for transaction in plan:
+        with storage_errors(action):
+            client.submit_transaction([op.as_sdk_tuple() for op in transaction])
+    return len(plan)

@@ -1,0 +1,165 @@
+"""Watermark rows in Table Storage, written with ETag optimistic concurrency.
+
+A first save is a ``create`` (if two workers race to create, the second gets a conflict); every
+later save is a REPLACE conditioned on the ETag the caller read, so of two workers that read the
+same version only the first write lands and the other gets
+:class:`~shared.errors.ConcurrencyConflict`. REPLACE (not MERGE) so a cursor that shrinks to
+fewer parts leaves no stale parts behind.
+
+The convenience methods (:meth:`WatermarkStore.start_run`, :meth:`~WatermarkStore.advance`, …)
+read the current row, apply the pure rule from :mod:`shared.state.watermarks` and save: two
+requests. The run ``sequence`` check covers the time between the caller's own read and this
+one; the ETag covers the time between this read and the write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
+
+from shared.clock import Clock
+from shared.errors import ConcurrencyConflict
+from shared.state import odata
+from shared.state.keys import encode_component
+from shared.state.streams import StreamId
+from shared.state.tables import TableAccess, TableKind, storage_errors
+from shared.state.watermarks import (
+    Phase,
+    RunCounts,
+    Watermark,
+    advance,
+    from_entity,
+    record_failure,
+    reset,
+    start_run,
+    to_entity,
+)
+
+
+class WatermarkStore:
+    """Read and conditionally write watermarks."""
+
+    def __init__(self, tables: TableAccess, clock: Clock) -> None:
+        self._tables = tables
+        self._clock = clock
+
+    def get(self, stream: StreamId) -> Watermark:
+        """The stored watermark, or a new one (``etag is None``) if the stream never ran."""
+        client = self._tables.client(TableKind.WATERMARKS)
+        try:
+            with storage_errors(f"reading watermark {stream}", expected=(ResourceNotFoundError,)):
+                entity = client.get_entity(stream.partition_key, stream.row_key)
+        except ResourceNotFoundError:
+            return Watermark(stream=stream)
+        return from_entity(entity)
+
+    def save(self, watermark: Watermark) -> Watermark:
+        """Write ``watermark`` if nobody changed the row since it was read.
+
+        Returns:
+            The watermark with its new ETag.
+
+        Raises:
+            ConcurrencyConflict: another writer created or changed the row first.
+        """
+        client = self._tables.client(TableKind.WATERMARKS)
+        entity = to_entity(watermark)
+        action = f"saving watermark {watermark.stream}"
+        try:
+            with storage_errors(action, expected=(ResourceExistsError, ResourceNotFoundError)):
+                if watermark.etag is None:
+                    metadata = client.create_entity(entity)
+                else:
+                    metadata = client.update_entity(
+                        entity,
+                        mode=UpdateMode.REPLACE,
+                        etag=watermark.etag,
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+        except (ResourceExistsError, ResourceNotFoundError, ConcurrencyConflict):
+            raise ConcurrencyConflict(
+                f"{action}: another worker changed it first; re-read and retry",
+                system="storage",
+            ) from None
+        return replace(watermark, etag=_etag(metadata))
+
+    def list(self, instance_id: str | None = None) -> list[Watermark]:
+        """Every watermark of one instance (one partition query), or of all instances."""
+        client = self._tables.client(TableKind.WATERMARKS)
+        with storage_errors("listing watermarks"):
+            if instance_id is None:
+                rows = list(client.list_entities())
+            else:
+                query = odata.compare(
+                    "PartitionKey", "eq", odata.string(encode_component(instance_id))
+                )
+                rows = list(client.query_entities(query))
+        return [from_entity(row) for row in rows]
+
+    def delete_instance(self, instance_id: str) -> int:
+        """Delete every watermark of an instance; returns how many there were."""
+        client = self._tables.client(TableKind.WATERMARKS)
+        watermarks = self.list(instance_id)
+        with storage_errors(f"deleting watermarks of {instance_id}"):
+            for watermark in watermarks:
+                client.delete_entity(watermark.stream.partition_key, watermark.stream.row_key)
+        return len(watermarks)
+
+    # --- read, apply a rule, save ---------------------------------------------------------
+
+    def start_run(self, stream: StreamId) -> Watermark:
+        """Open a new run (sequence + 1) and return the saved watermark."""
+        return self.save(start_run(self.get(stream), self._now()))
+
+    def advance(
+        self,
+        stream: StreamId,
+        *,
+        sequence: int,
+        cursor: str,
+        counts: RunCounts,
+        phase: Phase | None = None,
+        total_expected: int | None = None,
+        status: str | None = None,
+    ) -> Watermark:
+        """Commit a page (see :func:`shared.state.watermarks.advance`)."""
+        current = self.get(stream)
+        return self.save(
+            advance(
+                current,
+                sequence=sequence,
+                cursor=cursor,
+                counts=counts,
+                now=self._now(),
+                phase=phase,
+                total_expected=total_expected,
+                status=status,
+            )
+        )
+
+    def record_failure(
+        self, stream: StreamId, *, sequence: int, error: str, counts: RunCounts | None = None
+    ) -> Watermark:
+        """Note a failed run, keeping the cursor."""
+        current = self.get(stream)
+        return self.save(
+            record_failure(current, sequence=sequence, error=error, now=self._now(), counts=counts)
+        )
+
+    def reset(self, stream: StreamId, *, status: str = "") -> Watermark:
+        """Start the stream over (full resync)."""
+        return self.save(reset(self.get(stream), now=self._now(), status=status))
+
+    def _now(self) -> datetime:
+        return self._clock.now()
+
+
+def _etag(metadata: Mapping[str, Any]) -> str | None:
+    etag = metadata.get("etag")
+    return None if etag is None else str(etag)

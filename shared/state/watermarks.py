@@ -1,0 +1,265 @@
+"""Watermarks: how far each stream has got, and the pure rules for moving it.
+
+A watermark records a stream's phase (``initial`` full copy, then ``incremental`` changes), its
+opaque cursor (a Dataverse nextLink/deltaLink or a Marketo paging token: text only the API
+client understands), cumulative counters, and a run ``sequence``.
+
+The rules, after Meltano's ``increment_state`` (style anchors §2), only ever move forward:
+
+* :func:`start_run` opens a run: ``sequence`` + 1. Continuation jobs carry that sequence.
+* :func:`advance` records a committed page: it requires the run's sequence (a job from an older
+  run is stale and gets :class:`StaleRunError`), never moves the phase back from
+  ``incremental`` to ``initial``, never clears the cursor, only adds to counters, and never moves
+  ``last_success_at`` backwards.
+* :func:`record_failure` keeps the cursor (the page will be replayed) and notes the error.
+* :func:`reset` is the one way back: a full resync (new sequence, phase ``initial``, no cursor).
+
+These functions do no I/O; :mod:`shared.state.watermark_store` persists their results with
+ETag checks so two workers can never both advance the same watermark.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from shared.errors import ConcurrencyConflict
+from shared.state.properties import (
+    int64,
+    read_datetime,
+    read_int,
+    read_long_text,
+    read_optional_int,
+    read_str,
+    truncate,
+    utc,
+    write_long_text,
+)
+from shared.state.streams import StreamId
+
+MAX_ERROR_CHARS = 2_000
+"""``last_error`` and ``status`` are stored cut to this many characters."""
+
+SCHEMA_VERSION = 1
+
+
+class Phase(StrEnum):
+    """Where a stream is in its life."""
+
+    INITIAL = "initial"
+    INCREMENTAL = "incremental"
+
+
+class StaleRunError(ConcurrencyConflict):
+    """A job tried to advance a watermark for a run that is no longer current; drop the job."""
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    """Record counters; in a :class:`Watermark` they are cumulative since the last reset."""
+
+    read: int = 0
+    written: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+    def __post_init__(self) -> None:
+        if min(self.read, self.written, self.skipped, self.failed) < 0:
+            raise ValueError("record counters cannot be negative")
+
+    def __add__(self, other: RunCounts) -> RunCounts:
+        return RunCounts(
+            self.read + other.read,
+            self.written + other.written,
+            self.skipped + other.skipped,
+            self.failed + other.failed,
+        )
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """One stream's progress. ``etag`` is the stored row's version (``None``: never saved)."""
+
+    stream: StreamId
+    phase: Phase = Phase.INITIAL
+    cursor: str | None = None
+    counts: RunCounts = field(default_factory=RunCounts)
+    total_expected: int | None = None
+    """Records expected in the initial phase (for progress), when the source can tell."""
+    sequence: int = 0
+    last_run_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_error: str | None = None
+    status: str = ""
+    """A free-form note for operators (e.g. "paused: sandbox refresh detected")."""
+    updated_at: datetime | None = None
+    etag: str | None = field(default=None, compare=False)
+
+    @property
+    def progress(self) -> tuple[int, int | None]:
+        """``(done, total)``: records read so far and the expected total, if known."""
+        return self.counts.read, self.total_expected
+
+    def age(self, now: datetime) -> float | None:
+        """Seconds since the watermark last advanced (``None`` if it never has)."""
+        if self.last_success_at is None:
+            return None
+        return max(0.0, (now - self.last_success_at).total_seconds())
+
+
+def start_run(watermark: Watermark, now: datetime) -> Watermark:
+    """Open a new run: the sequence moves on, so jobs of older runs become stale."""
+    return replace(watermark, sequence=watermark.sequence + 1, last_run_at=now, updated_at=now)
+
+
+def advance(
+    watermark: Watermark,
+    *,
+    sequence: int,
+    cursor: str,
+    counts: RunCounts,
+    now: datetime,
+    phase: Phase | None = None,
+    total_expected: int | None = None,
+    status: str | None = None,
+) -> Watermark:
+    """Commit a page: the new cursor, the page's counters, and possibly a phase change.
+
+    Call it only after every record before ``cursor`` was written or logged as a sync error.
+
+    Args:
+        watermark: the current (stored) watermark.
+        sequence: the run the caller belongs to (from :func:`start_run` or its job message).
+        cursor: where the next page starts; never empty (use :func:`reset` to start over).
+        counts: this page's counters, added to the totals.
+        now: the commit time.
+        phase: the new phase, if it changes (``initial`` → ``incremental`` only).
+        total_expected: a new expected total, if known.
+        status: a new operator note, if any.
+
+    Raises:
+        StaleRunError: ``sequence`` is not the current run.
+        ValueError: an empty cursor or a backwards phase change.
+    """
+    if sequence != watermark.sequence:
+        raise StaleRunError(
+            f"watermark {watermark.stream} is at run {watermark.sequence}, "
+            f"not {sequence}: this job is stale"
+        )
+    if not cursor:
+        raise ValueError("advance needs a cursor; use reset to read the stream from the start")
+    new_phase = phase or watermark.phase
+    if watermark.phase is Phase.INCREMENTAL and new_phase is Phase.INITIAL:
+        raise ValueError("a watermark never goes back to the initial phase except by reset")
+    last_success = now
+    if watermark.last_success_at is not None and watermark.last_success_at > now:
+        last_success = watermark.last_success_at
+    return replace(
+        watermark,
+        phase=new_phase,
+        cursor=cursor,
+        counts=watermark.counts + counts,
+        total_expected=watermark.total_expected if total_expected is None else total_expected,
+        last_success_at=last_success,
+        last_error=None,
+        status=watermark.status if status is None else truncate(status, MAX_ERROR_CHARS),
+        updated_at=now,
+    )
+
+
+def record_failure(
+    watermark: Watermark,
+    *,
+    sequence: int,
+    error: str,
+    now: datetime,
+    counts: RunCounts | None = None,
+) -> Watermark:
+    """Note a failed run: the cursor stays where it was (the page is replayed).
+
+    Raises:
+        StaleRunError: ``sequence`` is not the current run.
+    """
+    if sequence != watermark.sequence:
+        raise StaleRunError(
+            f"watermark {watermark.stream} is at run {watermark.sequence}, not {sequence}"
+        )
+    return replace(
+        watermark,
+        counts=watermark.counts + (counts or RunCounts()),
+        last_error=truncate(error, MAX_ERROR_CHARS),
+        updated_at=now,
+    )
+
+
+def reset(watermark: Watermark, *, now: datetime, status: str = "") -> Watermark:
+    """Start the stream over (a full resync): phase ``initial``, no cursor, zero counters.
+
+    The sequence moves on, so any job still in flight for the old run is stale.
+    """
+    return replace(
+        watermark,
+        phase=Phase.INITIAL,
+        cursor=None,
+        counts=RunCounts(),
+        total_expected=None,
+        sequence=watermark.sequence + 1,
+        last_error=None,
+        status=truncate(status, MAX_ERROR_CHARS),
+        updated_at=now,
+    )
+
+
+# --- row conversion ---------------------------------------------------------------------------
+
+
+def to_entity(watermark: Watermark) -> dict[str, Any]:
+    """The table row for ``watermark`` (cursor split over parts when long)."""
+    entity: dict[str, Any] = {
+        "PartitionKey": watermark.stream.partition_key,
+        "RowKey": watermark.stream.row_key,
+        "schema": SCHEMA_VERSION,
+        "phase": watermark.phase.value,
+        "records_read": int64(watermark.counts.read),
+        "records_written": int64(watermark.counts.written),
+        "records_skipped": int64(watermark.counts.skipped),
+        "records_failed": int64(watermark.counts.failed),
+        "sequence": int64(watermark.sequence),
+        "status": watermark.status,
+    }
+    entity.update(write_long_text("cursor", watermark.cursor))
+    if watermark.total_expected is not None:
+        entity["total_expected"] = int64(watermark.total_expected)
+    if watermark.last_error is not None:
+        entity["last_error"] = truncate(watermark.last_error, MAX_ERROR_CHARS)
+    for name in ("last_run_at", "last_success_at", "updated_at"):
+        value = getattr(watermark, name)
+        if value is not None:
+            entity[name] = utc(value)
+    return entity
+
+
+def from_entity(entity: Any) -> Watermark:
+    """The watermark stored in ``entity`` (a ``TableEntity`` or a plain mapping)."""
+    metadata = getattr(entity, "metadata", None) or {}
+    return Watermark(
+        stream=StreamId.from_keys(entity["PartitionKey"], entity["RowKey"]),
+        phase=Phase(entity.get("phase", Phase.INITIAL.value)),
+        cursor=read_long_text(entity, "cursor"),
+        counts=RunCounts(
+            read=read_int(entity, "records_read"),
+            written=read_int(entity, "records_written"),
+            skipped=read_int(entity, "records_skipped"),
+            failed=read_int(entity, "records_failed"),
+        ),
+        total_expected=read_optional_int(entity, "total_expected"),
+        sequence=read_int(entity, "sequence"),
+        last_run_at=read_datetime(entity, "last_run_at"),
+        last_success_at=read_datetime(entity, "last_success_at"),
+        last_error=read_str(entity, "last_error"),
+        status=read_str(entity, "status") or "",
+        updated_at=read_datetime(entity, "updated_at"),
+        etag=metadata.get("etag"),
+    )

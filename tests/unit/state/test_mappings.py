@@ -1,0 +1,150 @@
+"""ID mapping partitioning (a million GUIDs over the buckets), keys and row conversion."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+
+from shared.state.keys import is_valid_key, split_key
+from shared.state.mappings import (
+    DEFAULT_BUCKETS,
+    IdMapping,
+    MappingLayout,
+    MappingUpdate,
+    SyncFilter,
+    fields_hash,
+    forward_entity,
+    mapping_from_entity,
+    normalize_dynamics_id,
+    reverse_entity,
+    reverse_from_entity,
+    stable_bucket,
+    update_entity,
+)
+
+T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+CHI_SQUARE_15_DOF_P001 = 37.70
+"""Chi-square critical value for 15 degrees of freedom at p = 0.001."""
+
+
+def _guids(count: int, seed: int) -> list[str]:
+    """``count`` random version-4-shaped GUID strings, reproducibly."""
+    text = random.Random(seed).randbytes(16 * count).hex()
+    return [
+        f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{h[16:20]}-{h[20:32]}"
+        for h in (text[i : i + 32] for i in range(0, len(text), 32))
+    ]
+
+
+def _chi_square(counts: Counter[int], buckets: int) -> float:
+    expected = sum(counts.values()) / buckets
+    return sum((counts.get(b, 0) - expected) ** 2 / expected for b in range(buckets))
+
+
+def test_a_million_guids_spread_evenly_over_the_default_buckets() -> None:
+    """1,000,000 GUIDs land ~62,500 per bucket: every bucket within 1%, chi-square passes."""
+    counts = Counter(stable_bucket(g, DEFAULT_BUCKETS) for g in _guids(1_000_000, seed=20260501))
+    assert set(counts) == set(range(DEFAULT_BUCKETS))
+    assert max(abs(c - 62_500) for c in counts.values()) < 625
+    assert _chi_square(counts, DEFAULT_BUCKETS) < CHI_SQUARE_15_DOF_P001
+
+
+def test_sequential_marketo_ids_spread_evenly_too() -> None:
+    """Marketo's increasing integer ids do not cluster (the hash, not the value, decides)."""
+    counts = Counter(stable_bucket(str(i), DEFAULT_BUCKETS) for i in range(1, 200_001))
+    assert _chi_square(counts, DEFAULT_BUCKETS) < CHI_SQUARE_15_DOF_P001
+
+
+def test_buckets_are_stable_across_processes_and_versions() -> None:
+    """Known ids keep their buckets (a change would strand every stored mapping)."""
+    assert stable_bucket("3f2504e0-4f89-11d3-9a0c-0305e82c3301", 16) == 12
+    assert stable_bucket("12345", 16) == 1
+    assert stable_bucket("jane@contoso.com", 1000) == 730
+
+
+def test_a_batch_of_300_touches_at_most_the_bucket_count() -> None:
+    """Lookups for 300 records go to ≤16 partitions, so a batch costs tens of requests."""
+    layout = MappingLayout()
+    partitions = {layout.forward_key("i", "contact", g)[0] for g in _guids(300, seed=3)}
+    assert len(partitions) <= DEFAULT_BUCKETS
+
+
+def test_keys_are_valid_and_name_instance_entity_and_bucket() -> None:
+    """Forward PartitionKey decodes to (instance, entity, zero-padded bucket)."""
+    layout = MappingLayout(buckets=100)
+    pk, rk = layout.forward_key("org/1", "contact", "3f2504e0-4f89-11d3-9a0c-0305e82c3301")
+    assert is_valid_key(pk) and is_valid_key(rk)
+    instance, entity, bucket = split_key(pk)
+    assert (instance, entity, len(bucket)) == ("org/1", "contact", 2)
+    low, high = layout.instance_range("org/1")
+    assert low <= pk < high
+    with pytest.raises(ValueError, match="buckets"):
+        MappingLayout(buckets=0)
+
+
+def test_dynamics_ids_are_normalised() -> None:
+    """Braces and case do not make a second mapping for the same GUID."""
+    assert normalize_dynamics_id(" {3F2504E0-4F89-11D3-9A0C-0305E82C3301} ") == (
+        "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
+    )
+    mapping = IdMapping("i", "contact", "{ABC}", "lead", " 42 ")
+    assert (mapping.dynamics_id, mapping.marketo_id) == ("abc", "42")
+    with pytest.raises(ValueError, match="empty"):
+        IdMapping("i", "contact", "{}", "lead", "1")
+
+
+def test_forward_and_reverse_rows_round_trip() -> None:
+    """The forward row is the whole mapping; the reverse row points back to the Dynamics id."""
+    layout = MappingLayout()
+    mapping = IdMapping(
+        "i1",
+        "contact",
+        "3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+        "lead",
+        "1001",
+        dynamics_version="998877",
+        dynamics_hash="d" * 64,
+        marketo_hash="m" * 64,
+        deleted_in_dynamics=True,
+        sync_filter=SyncFilter.NO,
+        created_at=T0,
+        updated_at=T0,
+        marketo_written_at=T0,
+    )
+    assert mapping_from_entity(forward_entity(mapping, layout)) == mapping
+    reverse = reverse_entity(mapping, layout)
+    assert reverse["PartitionKey"] == layout.reverse_key("i1", "contact", "1001")[0]
+    assert reverse_from_entity(reverse) == ("1001", mapping.dynamics_id)
+
+
+def test_updates_carry_only_the_fields_they_set() -> None:
+    """A Marketo-side update never touches the Dynamics-side hash, and vice versa."""
+    row = update_entity(
+        "i", "contact", MappingUpdate("ABC", marketo_hash="h1"), MappingLayout(), T0
+    )
+    assert set(row) == {
+        "PartitionKey",
+        "RowKey",
+        "updated_at",
+        "marketo_hash",
+        "marketo_written_at",
+    }
+    row = update_entity(
+        "i",
+        "contact",
+        MappingUpdate("ABC", deleted_in_dynamics=False, sync_filter=SyncFilter.YES),
+        MappingLayout(),
+        T0,
+    )
+    assert row["deleted_in_dynamics"] is False and row["sync_filter"] == "yes"
+    assert "dynamics_hash" not in row
+
+
+def test_fields_hash_is_order_independent_and_value_sensitive() -> None:
+    """Same values in any order hash alike; any changed value changes the hash."""
+    assert fields_hash({"a": 1, "b": "x"}) == fields_hash({"b": "x", "a": 1})
+    assert fields_hash({"a": 1}) != fields_hash({"a": 2})
+    assert len(fields_hash({})) == 64
