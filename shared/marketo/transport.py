@@ -1,0 +1,557 @@
+"""The request loop: one httpx pool, the governor, the token, response checking and retries.
+
+Every call to Marketo goes through :meth:`MarketoTransport.call`:
+
+1. wait for the :class:`~shared.marketo.governor.Governor` (rate window, concurrency, daily budget);
+2. send with ``Authorization: Bearer`` (the query-parameter form is being removed, reference B.1);
+3. check the answer: HTTP status, then ``success`` and ``errors`` (reference B.3), never the reason
+   phrase;
+4. react as :mod:`.error_map` says: refresh the token once on 601/602, pause for a window on 606,
+   back off briefly on 615, retry 604/608/611/713/5xx a bounded number of times, stop for the day
+   on 607, raise anything else as the matching :mod:`shared.errors` class.
+
+Writes (``POST`` without ``_method=GET``) are *not* resent after an ambiguous network failure (a
+read timeout, a dropped connection): Marketo may have carried them out, and "closely timed upsert
+requests can create duplicate records" (reference B.4). They surface as
+:class:`~shared.errors.TransientServiceError` and the queue retries the job later, when the first
+attempt has certainly finished. A 6xx answer means "not executed", so those are resent.
+
+Timeouts follow Adobe's per-endpoint server time limits (30 s by default, 90 s for Sync Leads ...
+given by each API module); our read timeout is that limit plus :data:`READ_GRACE` seconds, so
+Marketo's own 604 reaches us before we give up.
+
+Secrets: ``client_id``/``client_secret`` are added to the identity request by a transport wrapper
+*below* httpx's logging, so httpx's own "HTTP Request: GET <url>" log line never contains them;
+every URL we print goes through :func:`~shared.marketo.redaction.redact_url`, and error messages
+name the path only (queries may carry e-mail addresses).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+from pydantic import SecretStr
+
+from shared.clock import SYSTEM_CLOCK, Clock
+from shared.errors import (
+    ApiRequestError,
+    AuthenticationError,
+    DmsyncError,
+    QuotaExhaustedError,
+    RetriableError,
+    TransientServiceError,
+)
+from shared.marketo.auth import AccessToken, TokenGrant, TokenProvider
+from shared.marketo.encoding import (
+    MAX_BODY_BYTES,
+    MAX_BULK_BODY_BYTES,
+    MAX_URI_CHARS,
+    encode_json,
+)
+from shared.marketo.error_map import Action, CodeRule, rule_for_code, rule_for_status
+from shared.marketo.governor import Governor, concurrency_backoff, rate_limit_pause
+from shared.marketo.quota_day import next_quota_reset
+from shared.marketo.redaction import redact_text, redact_url
+from shared.marketo.stats import OK
+from shared.retry import RetryPolicy, next_delay
+from shared.settings import MarketoSettings
+
+logger = logging.getLogger("shared.marketo")
+
+DEFAULT_TIMEOUT = 30.0
+"""Marketo's server-side limit for endpoints without a longer one (DEV leads.md "Timeouts")."""
+READ_GRACE = 5.0
+CONNECT_TIMEOUT = 10.0
+IDENTITY_PATH = "/identity/oauth/token"
+TRANSIENT_POLICY = RetryPolicy(max_attempts=4, base_delay=2.0, max_delay=30.0)
+"""604/608/611/713/5xx and network failures: 4 tries in all, 2-4-8 s apart (jittered)."""
+MAX_THROTTLE_RETRIES = 3
+"""Resends after 606/615 before giving up with :class:`~shared.errors.ThrottledError`."""
+RATE_PAUSE_JITTER = 2.0
+_MESSAGE_LIMIT = 300
+_CREDENTIALS = "dmsync.marketo_identity"
+"""Request extension that tells :class:`_IdentityCredentials` to add the client credentials."""
+
+
+class _IdentityCredentials(httpx.AsyncBaseTransport):
+    """Adds ``client_id``/``client_secret`` to the identity request at the last moment."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, client_id: str, secret: SecretStr):
+        self._inner = inner
+        self._client_id = client_id
+        self._secret = secret
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.extensions.get(_CREDENTIALS):
+            url = request.url.copy_merge_params(
+                {"client_id": self._client_id, "client_secret": self._secret.get_secret_value()}
+            )
+            request = httpx.Request(
+                request.method, url, headers=request.headers, extensions=request.extensions
+            )
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+# --- classifying an answer (pure) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A successful answer: the parsed JSON object, or the text of a file download."""
+
+    body: dict[str, Any] | None
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A refused request: the rule that says what to do and what to tell the caller."""
+
+    rule: CodeRule
+    outcome: str
+    """How the call is counted in the stats: a Marketo code, ``http_<status>`` or a network
+    failure kind."""
+    code: str | None
+    status: int | None
+    message: str
+    request_id: str | None = None
+
+
+def _first_error(body: Mapping[str, Any]) -> tuple[str, str]:
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], Mapping):
+        return str(errors[0].get("code", "")).strip(), str(errors[0].get("message", ""))
+    return "", "success is false and no error was given"
+
+
+def classify(
+    status: int, content: bytes, *, expect: Literal["json", "text"] = "json"
+) -> Reply | Failure:
+    """Decide what an HTTP answer from Marketo means (reference B.3)."""
+    parsed: Any = None
+    try:
+        parsed = json.loads(content) if content else None
+    except ValueError:
+        parsed = None
+    body = parsed if isinstance(parsed, dict) else None
+    request_id = str(body["requestId"]) if body and "requestId" in body else None
+    if not 200 <= status < 300:
+        message = _first_error(body)[1] if body and body.get("errors") else f"HTTP {status}"
+        return Failure(rule_for_status(status), f"http_{status}", None, status, message, request_id)
+    if body is not None and (
+        body.get("success") is False or (body.get("errors") and body.get("success") is not True)
+    ):
+        code, message = _first_error(body)
+        return Failure(
+            rule_for_code(code), code or "error", code or None, None, message, request_id
+        )
+    if expect == "text":
+        return Reply(body=None, text=content.decode("utf-8", errors="replace"))
+    if body is None:
+        return Failure(
+            CodeRule(Action.RETRY_TRANSIENT, TransientServiceError, "answer is not JSON"),
+            "invalid_response",
+            None,
+            status,
+            "the answer was not a JSON object",
+        )
+    return Reply(body=body)
+
+
+# --- the transport ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Call:
+    """Everything needed to (re)build one request."""
+
+    method: str
+    path: str
+    endpoint: str
+    params: dict[str, str]
+    content: bytes | None
+    content_type: str | None
+    files: Mapping[str, tuple[str, bytes, str]] | None
+    data: Mapping[str, str] | None
+    timeout: float
+    idempotent: bool
+    authenticated: bool
+    expect: Literal["json", "text"]
+
+
+Params = Mapping[str, str | int | bool | None]
+
+
+class MarketoTransport:
+    """One httpx pool and one token for a Marketo instance, every call through the governor."""
+
+    def __init__(
+        self,
+        settings: MarketoSettings,
+        *,
+        governor: Governor,
+        clock: Clock = SYSTEM_CLOCK,
+        transport: httpx.AsyncBaseTransport | None = None,
+        transient_policy: RetryPolicy = TRANSIENT_POLICY,
+        max_throttle_retries: int = MAX_THROTTLE_RETRIES,
+        rng: random.Random | None = None,
+        token_refresh_margin: float = 60.0,
+    ) -> None:
+        pool = max(1, governor.limits.max_concurrency) + 1  # +1: a token fetch during a call
+        inner = transport or httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+            retries=0,
+        )
+        self._client = httpx.AsyncClient(
+            base_url=settings.base_url,
+            transport=_IdentityCredentials(inner, settings.client_id, settings.client_secret),
+            headers={"Accept": "application/json", "User-Agent": "dmsync-marketo/1"},
+            timeout=_timeout(DEFAULT_TIMEOUT),
+            follow_redirects=False,
+        )
+        self.governor = governor
+        self.clock = clock
+        self._policy = transient_policy
+        self._max_throttle_retries = max_throttle_retries
+        self._rng = rng or random.Random()
+        self.tokens = TokenProvider(self._fetch_token, clock, refresh_margin=token_refresh_margin)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()
+
+    # -- public calls
+
+    async def call(
+        self,
+        method: Literal["GET", "POST"],
+        path: str,
+        *,
+        endpoint: str,
+        params: Params | None = None,
+        json_body: Any = None,
+        encoded_body: bytes | None = None,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
+        data: Mapping[str, str] | None = None,
+        server_timeout: float = DEFAULT_TIMEOUT,
+        idempotent: bool | None = None,
+    ) -> dict[str, Any]:
+        """Send one request and return Marketo's JSON answer once it says ``success``.
+
+        Args:
+            method: ``GET`` or ``POST``.
+            path: below the base URL, e.g. ``/rest/v1/leads.json``.
+            endpoint: the label the call is counted under in the stats.
+            params: query parameters; ``None`` values are left out.
+            json_body: a JSON body (serialised here), or ``encoded_body`` already serialised.
+            files: multipart files (bulk import), with ``data`` as the other form fields.
+            server_timeout: Marketo's server-side time limit for this endpoint, in seconds.
+            idempotent: whether resending after an ambiguous network failure is safe; by
+                default only reads are.
+
+        Raises:
+            AuthenticationError, ThrottledError, TransientServiceError, QuotaExhaustedError,
+            ApiRequestError: as :mod:`.error_map` decides.
+        """
+        call = self._prepare(
+            method,
+            path,
+            endpoint,
+            params,
+            json_body,
+            encoded_body,
+            files,
+            data,
+            server_timeout,
+            idempotent,
+            expect="json",
+        )
+        reply = await self._exchange(call)
+        assert reply.body is not None
+        return reply.body
+
+    async def call_text(
+        self, path: str, *, endpoint: str, server_timeout: float = DEFAULT_TIMEOUT
+    ) -> str:
+        """``GET`` a file Marketo answers as text (bulk failures/warnings), checked the same way."""
+        call = self._prepare(
+            "GET", path, endpoint, None, None, None, None, None, server_timeout, True, expect="text"
+        )
+        reply = await self._exchange(call)
+        return reply.text or ""
+
+    # -- building
+
+    def _prepare(
+        self,
+        method: str,
+        path: str,
+        endpoint: str,
+        params: Params | None,
+        json_body: Any,
+        encoded_body: bytes | None,
+        files: Mapping[str, tuple[str, bytes, str]] | None,
+        data: Mapping[str, str] | None,
+        timeout: float,
+        idempotent: bool | None,
+        *,
+        expect: Literal["json", "text"],
+        authenticated: bool = True,
+    ) -> _Call:
+        query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
+        content = (
+            encoded_body
+            if encoded_body is not None
+            else (encode_json(json_body) if json_body is not None else None)
+        )
+        content_type = "application/json" if content is not None else None
+        safe_to_resend = (method == "GET") if idempotent is None else idempotent
+        if (
+            method == "GET"
+            and len(str(self._client.base_url)) + len(path) + len(str(httpx.QueryParams(query))) + 1
+            > MAX_URI_CHARS
+        ):
+            # Reference B.2: a URI over 8 KB gets 414; POST the query as a form with _method=GET.
+            content = str(httpx.QueryParams(query)).encode("ascii")
+            content_type = "application/x-www-form-urlencoded"
+            query = {"_method": "GET"}
+            method = "POST"
+        limit = MAX_BULK_BODY_BYTES if files else MAX_BODY_BYTES
+        size = (
+            len(content) if content is not None else sum(len(f[1]) for f in (files or {}).values())
+        )
+        if size > limit:
+            raise ApiRequestError(
+                f"Marketo {method} {path}: request body of {size} bytes is over the "
+                f"{limit}-byte limit; it was not sent",
+                system="marketo",
+                status=413,
+            )
+        return _Call(
+            method,
+            path,
+            endpoint,
+            query,
+            content,
+            content_type,
+            files,
+            data,
+            timeout,
+            safe_to_resend,
+            authenticated,
+            expect,
+        )
+
+    def _build(self, call: _Call, token: AccessToken | None) -> httpx.Request:
+        headers = {"Content-Type": call.content_type} if call.content_type else {}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token.value}"
+        extensions = {_CREDENTIALS: True} if call.path == IDENTITY_PATH else None
+        return self._client.build_request(
+            call.method,
+            call.path,
+            params=call.params,
+            content=call.content,
+            files=call.files,
+            data=call.data,
+            headers=headers,
+            timeout=_timeout(call.timeout),
+            extensions=extensions,
+        )
+
+    # -- the loop
+
+    async def _exchange(self, call: _Call) -> Reply:
+        refreshed = False
+        throttles = 0
+        transient_failures = 0
+        while True:
+            token = await self.tokens.get() if call.authenticated else None
+            result = await self._send_once(call, token)
+            if isinstance(result, Reply):
+                return result
+            action = result.rule.action
+            if action is Action.REAUTHENTICATE and call.authenticated and not refreshed and token:
+                logger.info(
+                    "Marketo %s: token refused (%s); fetching a new one",
+                    call.endpoint,
+                    result.outcome,
+                )
+                self.tokens.invalidate(token)
+                refreshed = True
+                continue
+            if action in (Action.WAIT_FOR_WINDOW, Action.SHORT_BACKOFF):
+                throttles += 1
+                if throttles > self._max_throttle_retries:
+                    raise self._error(call, result, retry_after=self.governor.limits.window_seconds)
+                await self._back_off_throttled(call, result, throttles)
+                continue
+            if action is Action.RETRY_TRANSIENT:
+                transient_failures += 1
+                delay = next_delay(transient_failures, self._policy, None, self._rng)
+                if delay is None or not _may_resend(call, result):
+                    raise self._error(call, result)
+                logger.warning(
+                    "Marketo %s: %s (%s); retry %d in %.1f s",
+                    call.endpoint,
+                    result.rule.meaning,
+                    result.outcome,
+                    transient_failures,
+                    delay,
+                )
+                await self.clock.sleep(delay)
+                continue
+            if action is Action.STOP_FOR_THE_DAY:
+                resets_at = next_quota_reset(self.clock.now())
+                self.governor.stop_until(resets_at)
+                logger.error("Marketo daily quota reached (607); calls stop until %s", resets_at)
+                raise QuotaExhaustedError(
+                    self._message(call, result),
+                    resets_at=resets_at,
+                    system="marketo",
+                    code=result.code,
+                    status=result.status,
+                )
+            raise self._error(call, result)
+
+    async def _back_off_throttled(self, call: _Call, result: Failure, attempt: int) -> None:
+        if result.rule.action is Action.WAIT_FOR_WINDOW:
+            pause = rate_limit_pause(
+                self.governor.limits.window_seconds, self._rng, RATE_PAUSE_JITTER
+            )
+            # Everyone waits: the shared window is full, whoever filled it (reference B.2).
+            self.governor.pause(pause)
+            logger.warning(
+                "Marketo %s: rate limit hit (%s), all calls pause %.1f s",
+                call.endpoint,
+                result.outcome,
+                pause,
+            )
+        else:
+            delay = concurrency_backoff(attempt, self._rng)
+            logger.warning(
+                "Marketo %s: concurrency limit hit (%s), retry in %.1f s",
+                call.endpoint,
+                result.outcome,
+                delay,
+            )
+            await self.clock.sleep(delay)
+
+    async def _send_once(self, call: _Call, token: AccessToken | None) -> Reply | Failure:
+        request = self._build(call, token)
+        result: Reply | Failure
+        async with self.governor.slot():
+            try:
+                response = await self._client.send(request)
+            except httpx.HTTPError as exc:
+                result = _network_failure(exc)
+            else:
+                result = classify(response.status_code, response.content, expect=call.expect)
+        outcome = OK if isinstance(result, Reply) else result.outcome
+        self.governor.stats.record(call.endpoint, outcome)
+        logger.debug("Marketo %s %s -> %s", call.method, redact_url(request.url), outcome)
+        return result
+
+    # -- identity
+
+    async def _fetch_token(self) -> TokenGrant:
+        call = self._prepare(
+            "GET",
+            IDENTITY_PATH,
+            "identity.token",
+            {"grant_type": "client_credentials"},
+            None,
+            None,
+            None,
+            None,
+            DEFAULT_TIMEOUT,
+            True,
+            expect="json",
+            authenticated=False,
+        )
+        try:
+            body = (await self._exchange(call)).body
+        except AuthenticationError:
+            raise AuthenticationError(
+                "Marketo rejected the client credentials (check MARKETO_CLIENT_ID and "
+                "MARKETO_CLIENT_SECRET)",
+                system="marketo",
+                status=401,
+            ) from None
+        token = body.get("access_token") if body else None
+        if not isinstance(token, str) or not token:
+            raise AuthenticationError(
+                "Marketo's identity endpoint answered without an access_token", system="marketo"
+            )
+        try:
+            expires_in = float(body.get("expires_in", 3600)) if body else 3600.0
+        except (TypeError, ValueError):
+            expires_in = 3600.0
+        scope = body.get("scope") if body else None
+        return TokenGrant(token, expires_in, scope if isinstance(scope, str) else None)
+
+    # -- errors
+
+    def _message(self, call: _Call, failure: Failure) -> str:
+        text = redact_text(failure.message)[:_MESSAGE_LIMIT]
+        what = f"{failure.code} {text}" if failure.code else text
+        rid = f" (requestId {failure.request_id})" if failure.request_id else ""
+        return f"Marketo {call.method} {call.path} failed: {what}{rid}"
+
+    def _error(
+        self, call: _Call, failure: Failure, *, retry_after: float | None = None
+    ) -> DmsyncError:
+        message = self._message(call, failure)
+        cls = failure.rule.error
+        if issubclass(cls, RetriableError):
+            return cls(
+                message,
+                retry_after=retry_after,
+                system="marketo",
+                code=failure.code,
+                status=failure.status,
+            )
+        return cls(message, system="marketo", code=failure.code, status=failure.status)
+
+
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""Failures that happen before the request left: always safe to resend."""
+
+
+def _network_failure(exc: httpx.HTTPError) -> Failure:
+    sent = not isinstance(exc, _NOT_SENT)
+    kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "network"
+    outcome = f"{kind}_after_send" if sent else f"{kind}_before_send"
+    return Failure(
+        CodeRule(Action.RETRY_TRANSIENT, TransientServiceError, f"{kind} ({type(exc).__name__})"),
+        outcome,
+        None,
+        None,
+        f"{type(exc).__name__} talking to Marketo",
+    )
+
+
+def _may_resend(call: _Call, failure: Failure) -> bool:
+    """A write is resent only if Marketo certainly did not carry it out."""
+    return call.idempotent or not failure.outcome.endswith("_after_send")
+
+
+def _param(value: str | int | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _timeout(server_limit: float) -> httpx.Timeout:
+    return httpx.Timeout(
+        connect=CONNECT_TIMEOUT, read=server_limit + READ_GRACE, write=60.0, pool=60.0
+    )
