@@ -2,5 +2,7 @@
 
 import azure.functions as func
 
-BLUEPRINTS: tuple[func.Blueprint, ...] = ()
+from functions.sync_triggers import bp as sync_triggers
+
+BLUEPRINTS: tuple[func.Blueprint, ...] = (sync_triggers,)
 """Every blueprint the app registers, in order."""

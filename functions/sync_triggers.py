@@ -12,7 +12,7 @@ import azure.functions as func
 from shared.jobs import SYNC_JOBS_QUEUE, parse_job
 from shared.sync import service
 
-bp = func.Blueprint()
+bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions is untyped here
 
 
 @bp.function_name("schedule_sync")

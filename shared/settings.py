@@ -248,6 +248,13 @@ class SyncSettings(_Settings):
         alias="SYNC_MAPPING_FILE",
         description="path to a field-mapping file replacing the shipped default",
     )
+    instance_id: str = Field(
+        default="default",
+        alias="SYNC_INSTANCE_ID",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="the id of this integration instance in the state store "
+        "(letters, digits, '.', '_' or '-', up to 64)",
+    )
 
 
 S = TypeVar("S", bound=_Settings)

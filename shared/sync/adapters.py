@@ -84,8 +84,10 @@ class DataverseSource:
     async def count(self, spec: EntitySpec) -> int:
         return (await self.client.count(table_ref(spec))).value
 
-    async def reference_table(self, entity_set: str, key: str, value: str) -> dict[str, Any]:
-        table = TableRef(entity_set.rstrip("s"), entity_set, key)
+    async def reference_table(
+        self, table_name: str, entity_set: str, key: str, value: str
+    ) -> dict[str, Any]:
+        table = TableRef(table_name, entity_set, key)
         found: dict[str, Any] = {}
         async for page in self.client.iter_pages(table, [key, value], track_changes=False):
             for record in page.records:
@@ -101,6 +103,14 @@ class DataverseSource:
             organization_created_on=org.created_on.isoformat() if org.created_on else None,
             user_id=who.user_id.lower(),
         )
+
+
+def _id_field(marketo_id: str) -> dict[str, Any]:
+    """How a record names its Marketo id: numeric ``id`` (leads, companies, sales persons) or
+    ``marketoGUID`` (opportunities, roles, custom objects)."""
+    if marketo_id.isdigit():
+        return {"id": int(marketo_id)}
+    return {"marketoGUID": marketo_id}
 
 
 def _outcome(outcome: RecordOutcome) -> WriteOutcome:
@@ -124,7 +134,8 @@ class MarketoTarget:
     def __init__(self, client: MarketoClient) -> None:
         self.client = client
 
-    def _objects(self, spec: EntitySpec) -> ObjectsApi:
+    def objects_api(self, spec: EntitySpec) -> ObjectsApi:
+        """The objects API for a non-person entity."""
         if spec.target is TargetKind.COMPANY:
             return self.client.companies
         if spec.target is TargetKind.OPPORTUNITY:
@@ -137,10 +148,21 @@ class MarketoTarget:
         return self.client.custom_object(spec.object_name)
 
     async def write(
-        self, spec: EntitySpec, records: Sequence[Mapping[str, Any]], mode: WriteMode
+        self,
+        spec: EntitySpec,
+        records: Sequence[Mapping[str, Any]],
+        mode: WriteMode,
+        marketo_ids: Sequence[str] | None = None,
     ) -> list[WriteOutcome]:
         if not records:
             return []
+        if mode is WriteMode.UPDATE_BY_ID:
+            if marketo_ids is None or len(marketo_ids) != len(records):
+                raise ValueError("UPDATE_BY_ID needs one Marketo id per record")
+            records = [
+                {**_id_field(marketo_id), **record}
+                for record, marketo_id in zip(records, marketo_ids, strict=True)
+            ]
         if spec.target is TargetKind.LEAD:
             if mode is WriteMode.UPDATE_BY_ID:
                 outcomes = await self.client.leads.sync(
@@ -150,10 +172,10 @@ class MarketoTarget:
                 outcomes = await self.client.leads.sync(
                     records,
                     action="updateOnly" if mode is WriteMode.UPDATE_BY_KEY else "createOrUpdate",
-                    lookup_field=spec.key_field,
+                    lookup_field=spec.key_field or "email",
                 )
         else:
-            api = self._objects(spec)
+            api = self.objects_api(spec)
             if mode is WriteMode.UPDATE_BY_ID:
                 outcomes = await api.sync(records, action="updateOnly", dedupe_by="idField")
             else:

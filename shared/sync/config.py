@@ -66,6 +66,10 @@ class LinkSpec(_Strict):
     entities: tuple[str, ...] = Field(min_length=1)
     value: Literal["dynamics_id", "marketo_id"] = "dynamics_id"
     required: bool = False
+    replaces: tuple[str, ...] = ()
+    """Marketo fields the linked record provides: dropped from the payload while the link is
+    set (a person linked to a company takes its company name from the company; Marketo refuses
+    company fields on such a person with 1021)."""
 
 
 class LookupSpec(_Strict):
@@ -73,6 +77,7 @@ class LookupSpec(_Strict):
 
     column: str = Field(min_length=1)
     to: str = Field(min_length=1)
+    table: str = Field(min_length=1)
     entity_set: str = Field(min_length=1)
     key: str = Field(min_length=1)
     field: str = Field(min_length=1)
@@ -87,8 +92,9 @@ class EntitySpec(_Strict):
     target: TargetKind
     object_name: str | None = None
     """The custom object's API name (``customobjects/{name}``); only for custom objects."""
-    key_field: str = Field(min_length=1)
-    """The Marketo field holding the Dynamics id (the dedupe key), e.g. ``externalPersonId``."""
+    key_field: str | None = Field(default=None, min_length=1)
+    """The Marketo field holding the Dynamics id (the dedupe key), e.g. ``externalPersonId``;
+    none for opportunity roles, whose dedupe key is built from their links."""
     person_type: Literal["Lead", "Contact"] | None = None
     """For persons: the value written to the Dynamics-type field (Marketo's "Microsoft Type")."""
     sync_filter: bool = False
@@ -110,7 +116,18 @@ class EntitySpec(_Strict):
             raise ValueError("object_name is required for, and only for, target custom_object")
         if self.person_type is not None and self.target is not TargetKind.LEAD:
             raise ValueError("person_type applies only to target lead")
+        if self.key_field is None and self.target is not TargetKind.OPPORTUNITY_ROLE:
+            raise ValueError("key_field is required (all targets but opportunity_role)")
         return self
+
+    @property
+    def updates_by_marketo_id(self) -> bool:
+        """Known records are updated by their Marketo id rather than by the Dynamics key.
+
+        Persons: the mapping is authoritative, so a Dynamics lead and contact that share an
+        email stay two people. Roles: their compound key (opportunity, person, role) may change.
+        """
+        return self.target in (TargetKind.LEAD, TargetKind.OPPORTUNITY_ROLE)
 
     def field_specs(self) -> dict[str, FieldSpec]:
         """Every mapped column with its spec (plain strings expanded)."""
@@ -125,7 +142,8 @@ class EntitySpec(_Strict):
         written |= {link.to for link in self.links.values()}
         written |= {lookup.to for lookup in self.lookups.values()}
         written |= set(self.constants)
-        written.add(self.key_field)
+        if self.key_field is not None:
+            written.add(self.key_field)
         return written
 
     def dynamics_columns(self) -> tuple[str, ...]:

@@ -37,7 +37,7 @@ from shared.state.store import StateStore
 from shared.state.streams import StreamId
 from shared.state.sync_errors import FailedRecord
 from shared.state.watermarks import Phase, RunCounts
-from shared.sync.config import SyncConfig, TargetKind
+from shared.sync.config import EntitySpec, SyncConfig
 from shared.sync.links import build_link_index
 from shared.sync.order import dependents_of
 from shared.sync.plan import MappingView, Plan, plan_page
@@ -272,33 +272,23 @@ class SyncEngine:
     ) -> None:
         spec = self.config.entity[stream.entity]
         transformer = await self._transformer(stream.entity)
-        is_person = spec.target is TargetKind.LEAD
+        by_id = spec.updates_by_marketo_id
         marketo_type = spec.object_name or spec.target.value
 
         creates = plan.create
         updates = plan.update
-        deletes = plan.mark_deleted
-        update_mode = WriteMode.UPDATE_BY_ID if is_person else WriteMode.UPSERT_BY_KEY
-        delete_mode = WriteMode.UPDATE_BY_ID if is_person else WriteMode.UPDATE_BY_KEY
-        delete_payloads = []
-        for dynamics_id, marketo_id in deletes:
-            payload = transformer.deleted_payload(dynamics_id)
-            if payload is not None and is_person:
-                payload = {"id": _marketo_int(marketo_id), **payload}
-            delete_payloads.append(payload)
-        markable = [(d, p) for d, p in zip(deletes, delete_payloads, strict=True) if p is not None]
+        marks = [
+            (dynamics_id, marketo_id, transformer.deleted_payload(dynamics_id))
+            for dynamics_id, marketo_id in plan.mark_deleted
+        ]
+        markable = [(d, m, p) for d, m, p in marks if p is not None]
+        update_mode = WriteMode.UPDATE_BY_ID if by_id else WriteMode.UPSERT_BY_KEY
+        delete_mode = WriteMode.UPDATE_BY_ID if by_id else WriteMode.UPDATE_BY_KEY
 
         create_out, update_out, delete_out = await asyncio.gather(
             self._send(spec, [p.payload for p in creates], WriteMode.UPSERT_BY_KEY),
-            self._send(
-                spec,
-                [
-                    {"id": _marketo_int(m), **p.payload} if is_person else p.payload
-                    for p, m in updates
-                ],
-                update_mode,
-            ),
-            self._send(spec, [p for _, p in markable], delete_mode),
+            self._send(spec, [p.payload for p, _ in updates], update_mode, [m for _, m in updates]),
+            self._send(spec, [p for _, _, p in markable], delete_mode, [m for _, m, _ in markable]),
         )
 
         new_mappings: list[IdMapping] = []
@@ -365,8 +355,8 @@ class SyncEngine:
                 succeeded.append(item.dynamics_id)
                 if item.pending_links:
                     pending.append(item.dynamics_id)
-            elif is_person and out.code in MARKETO_NOT_FOUND_CODES:
-                # Deleted in Marketo, changed in Dynamics: a new person (reference A.5).
+            elif by_id and out.code in MARKETO_NOT_FOUND_CODES:
+                # Deleted in Marketo, changed in Dynamics: a new record (reference A.5).
                 recreate.append(item)
             else:
                 fail("update", item.dynamics_id, marketo_id, out)
@@ -380,7 +370,7 @@ class SyncEngine:
                 else:
                     fail("create", item.dynamics_id, None, out)
 
-        for ((dynamics_id, marketo_id), _), out in zip(markable, delete_out, strict=True):
+        for (dynamics_id, marketo_id, _), out in zip(markable, delete_out, strict=True):
             gone = out.code in MARKETO_NOT_FOUND_CODES
             if out.status in (WriteStatus.CREATED, WriteStatus.UPDATED) or gone:
                 counts.deleted += 1
@@ -388,7 +378,7 @@ class SyncEngine:
                 succeeded.append(dynamics_id)
             else:
                 fail("mark-deleted", dynamics_id, marketo_id, out)
-        for (dynamics_id, _), payload in zip(deletes, delete_payloads, strict=True):
+        for dynamics_id, _, payload in marks:
             if payload is None:  # nothing in Marketo can carry the mark: remember the delete
                 counts.deleted += 1
                 changes.append(MappingUpdate(dynamics_id=dynamics_id, deleted_in_dynamics=True))
@@ -427,11 +417,15 @@ class SyncEngine:
             await self._db(self.store.errors.resolve, stream, resolved)
 
     async def _send(
-        self, spec: Any, records: list[dict[str, Any]], mode: WriteMode
+        self,
+        spec: EntitySpec,
+        records: list[dict[str, Any]],
+        mode: WriteMode,
+        marketo_ids: list[str] | None = None,
     ) -> list[WriteOutcome]:
         if not records:
             return []
-        return await self.target.write(spec, records, mode)
+        return await self.target.write(spec, records, mode, marketo_ids)
 
     # --- retries and pending links -----------------------------------------------------------
 
@@ -525,7 +519,7 @@ class SyncEngine:
             spec = self.config.entity[entity]
             tables = {
                 lookup.entity_set: await self.source.reference_table(
-                    lookup.entity_set, lookup.key, lookup.field
+                    lookup.table, lookup.entity_set, lookup.key, lookup.field
                 )
                 for lookup in spec.lookups.values()
             }

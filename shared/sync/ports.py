@@ -60,7 +60,9 @@ class Source(Protocol):
         """How many rows the table holds (for initial-sync progress)."""
         ...
 
-    async def reference_table(self, entity_set: str, key: str, value: str) -> dict[str, Any]:
+    async def reference_table(
+        self, table_name: str, entity_set: str, key: str, value: str
+    ) -> dict[str, Any]:
         """A small table as ``{key: value}`` (e.g. connection role id → name)."""
         ...
 
@@ -103,9 +105,15 @@ class Target(Protocol):
     """The Marketo side."""
 
     async def write(
-        self, spec: EntitySpec, records: Sequence[Mapping[str, Any]], mode: WriteMode
+        self,
+        spec: EntitySpec,
+        records: Sequence[Mapping[str, Any]],
+        mode: WriteMode,
+        marketo_ids: Sequence[str] | None = None,
     ) -> list[WriteOutcome]:
         """Write records (any number; batched inside) and return outcomes in input order.
+
+        ``marketo_ids`` (one per record) are required for ``UPDATE_BY_ID``.
 
         Raises:
             RetriableError / FatalError: for failures of the whole call (throttling, quota, auth).

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from shared.sync.config import SYNC_FILTER_COLUMN, EntitySpec, FieldSpec, LinkSpec, SyncConfig
+from shared.sync.config import (
+    SYNC_FILTER_COLUMN,
+    EntitySpec,
+    FieldSpec,
+    LinkSpec,
+    SyncConfig,
+    TargetKind,
+)
 
 
 class Decision(Enum):
@@ -89,7 +96,10 @@ class RowTransformer:
         self._fields = tuple(self.spec.field_specs().items())
         self._plain = all(spec.values is None for _, spec in self._fields)
         self._lookups = tuple(self.spec.lookups.values())
-        self._lookup_tables = lookup_tables or {}
+        self._lookup_tables = {
+            name: {str(k).lower(): v for k, v in table.items()}
+            for name, table in (lookup_tables or {}).items()
+        }
         self._links = tuple(self.spec.links.items())
         self._where = tuple(self.spec.where.items())
         extra: dict[str, Any] = dict(self.spec.constants)
@@ -111,7 +121,7 @@ class RowTransformer:
         if spec.sync_filter and not sync_filter_allows(row):
             return Prepared(dynamics_id, Decision.FILTERED_OUT)
 
-        payload: dict[str, Any] = {spec.key_field: dynamics_id}
+        payload: dict[str, Any] = {spec.key_field: dynamics_id} if spec.key_field else {}
         if self._plain:
             for column, field_spec in self._fields:
                 payload[field_spec.to] = row.get(column)
@@ -121,7 +131,7 @@ class RowTransformer:
         for lookup in self._lookups:
             key = row.get(lookup.column)
             table = self._lookup_tables.get(lookup.entity_set, {})
-            payload[lookup.to] = table.get(str(key)) if key is not None else None
+            payload[lookup.to] = table.get(str(key).lower()) if key is not None else None
         for name, value in self._extra:
             payload[name] = value
 
@@ -130,6 +140,8 @@ class RowTransformer:
             state, value = self._resolve_link(row, link, resolve)
             if state is LinkState.SYNCED:
                 payload[link.to] = value
+                for provided in link.replaces:
+                    payload.pop(provided, None)
             elif state is LinkState.PENDING:
                 if link.required:
                     return Prepared(dynamics_id, Decision.HELD, pending_links=(link_name,))
@@ -169,6 +181,9 @@ class RowTransformer:
 
         ``None`` when the target object has no such field (the record is then left as it is).
         """
-        if self._deleted_field is None:
+        if self._deleted_field is None or self.spec.target is TargetKind.OPPORTUNITY_ROLE:
             return None
-        return {self.spec.key_field: dynamics_id, self._deleted_field: True}
+        mark: dict[str, Any] = {self._deleted_field: True}
+        if self.spec.key_field:
+            mark = {self.spec.key_field: dynamics_id, **mark}
+        return mark

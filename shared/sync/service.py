@@ -1,0 +1,127 @@
+"""The composition root the triggers call: settings → clients → state store → engine.
+
+Everything is built on first use, not at import (Flex Consumption gives an app 30 s to load),
+once per worker process, and reused by every invocation on that process: one connection pool
+per API, one Marketo governor, one state store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from shared.dynamics.client import DynamicsClient
+from shared.jobs import SyncJob
+from shared.marketo.client import MarketoClient
+from shared.settings import DynamicsSettings, MarketoSettings, StorageSettings, SyncSettings, load
+from shared.state.store import StateStore
+from shared.state.sync_errors import ErrorRetryPolicy
+from shared.storage import StorageConnection
+from shared.sync.adapters import DataverseSource, MarketoTarget
+from shared.sync.config import load_config
+from shared.sync.engine import JobOutcome, SyncEngine
+from shared.sync.job_queue import StorageJobQueue
+from shared.sync.scheduler import Binding, Scheduler, TickReport
+from shared.sync.schema_check import check_schemas
+
+log = logging.getLogger("dmsync.service")
+
+RETRY_POLICY = ErrorRetryPolicy(
+    max_attempts=10, first_delay=timedelta(minutes=1), max_delay=timedelta(hours=6)
+)
+"""Failed records come back one tick later, then ever more slowly, ten tries in all."""
+
+
+@dataclass
+class Runtime:
+    """The long-lived objects of one worker process."""
+
+    engine: SyncEngine
+    scheduler: Scheduler
+    store: StateStore
+    dynamics: DynamicsClient
+    marketo: MarketoClient
+    queue: StorageJobQueue
+
+    async def aclose(self) -> None:
+        """Close both connection pools."""
+        await self.dynamics.aclose()
+        await self.marketo.aclose()
+
+
+async def build_runtime(environ: Mapping[str, str] | None = None) -> Runtime:
+    """Load and validate every setting, connect, and check the mapping against both schemas.
+
+    Raises:
+        ConfigurationError: naming the setting, file, entity or field at fault.
+    """
+    env = dict(os.environ if environ is None else environ)
+    storage = load(StorageSettings, env)
+    dynamics_settings = load(DynamicsSettings, env)
+    marketo_settings = load(MarketoSettings, env)
+    sync = load(SyncSettings, env)
+    config = load_config(sync.mapping_file)
+    connection = StorageConnection.from_settings(storage)
+    store = StateStore.from_connection(
+        connection, error_policy=RETRY_POLICY, error_retention_days=sync.error_retention_days
+    )
+    await asyncio.to_thread(store.ensure_tables)
+    # REQUESTS_CA_BUNDLE is what MSAL (azure-identity) trusts; the Web API calls trust the same
+    # bundle so that a private CA (the local emulator's) works for both.
+    ca_bundle = env.get("REQUESTS_CA_BUNDLE")
+    dynamics = DynamicsClient(dynamics_settings, verify=ca_bundle or True)
+    marketo = MarketoClient(marketo_settings)
+    try:
+        await check_schemas(config, dynamics, marketo)
+    except BaseException:
+        await dynamics.aclose()
+        await marketo.aclose()
+        raise
+    queue = StorageJobQueue(connection)
+    source = DataverseSource(dynamics)
+    engine = SyncEngine(
+        config=config, store=store, source=source, target=MarketoTarget(marketo), queue=queue
+    )
+    scheduler = Scheduler(
+        config=config,
+        store=store,
+        source=source,
+        queue=queue,
+        binding=Binding(sync.instance_id, dynamics_settings.url, marketo_settings.base_url),
+    )
+    return Runtime(engine, scheduler, store, dynamics, marketo, queue)
+
+
+_runtime: Runtime | None = None
+_building: asyncio.Lock | None = None
+
+
+async def runtime() -> Runtime:
+    """This process's runtime, built on first use."""
+    global _runtime, _building
+    if _runtime is not None:
+        return _runtime
+    if _building is None:
+        _building = asyncio.Lock()
+    async with _building:
+        if _runtime is None:
+            _runtime = await build_runtime()
+    return _runtime
+
+
+async def schedule_tick(*, past_due: bool = False) -> TickReport:
+    """The timer trigger's work."""
+    if past_due:
+        log.info("the sync timer is past due; running now")
+    return await (await runtime()).scheduler.tick()
+
+
+async def run_job(job: SyncJob, *, dequeue_count: int = 1) -> JobOutcome:
+    """The queue trigger's work."""
+    if dequeue_count > 1:
+        log.info("job %s delivered again (attempt %d)", job.job_id, dequeue_count)
+    return await (await runtime()).engine.run_job(job)
