@@ -14,9 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+from shared.clock import SYSTEM_CLOCK, Clock
 from shared.dynamics.client import DynamicsClient
-from shared.jobs import SyncJob
+from shared.jobs import SYNC_JOBS_QUEUE, SyncJob
 from shared.marketo.client import MarketoClient
+from shared.marketo.governor import Governor
 from shared.settings import DynamicsSettings, MarketoSettings, StorageSettings, SyncSettings, load
 from shared.state.store import StateStore
 from shared.state.sync_errors import ErrorRetryPolicy
@@ -53,8 +55,23 @@ class Runtime:
         await self.marketo.aclose()
 
 
-async def build_runtime(environ: Mapping[str, str] | None = None) -> Runtime:
+async def build_runtime(
+    environ: Mapping[str, str] | None = None,
+    *,
+    table_prefix: str | None = None,
+    queue_name: str = SYNC_JOBS_QUEUE,
+    clock: Clock = SYSTEM_CLOCK,
+    governor: Governor | None = None,
+) -> Runtime:
     """Load and validate every setting, connect, and check the mapping against both schemas.
+
+    Args:
+        environ: the app settings (default: the process environment).
+        table_prefix: state table prefix (tests isolate themselves with their own).
+        queue_name: the job queue (default ``sync-jobs``).
+        clock: the time source for state and scheduling (the API clients keep real time:
+            token lifetimes and rate windows are real).
+        governor: a Marketo governor to use instead of the process-wide one.
 
     Raises:
         ConfigurationError: naming the setting, file, entity or field at fault.
@@ -67,24 +84,33 @@ async def build_runtime(environ: Mapping[str, str] | None = None) -> Runtime:
     config = load_config(sync.mapping_file)
     connection = StorageConnection.from_settings(storage)
     store = StateStore.from_connection(
-        connection, error_policy=RETRY_POLICY, error_retention_days=sync.error_retention_days
+        connection,
+        error_policy=RETRY_POLICY,
+        error_retention_days=sync.error_retention_days,
+        clock=clock,
+        **({"table_prefix": table_prefix} if table_prefix else {}),
     )
     await asyncio.to_thread(store.ensure_tables)
     # REQUESTS_CA_BUNDLE is what MSAL (azure-identity) trusts; the Web API calls trust the same
     # bundle so that a private CA (the local emulator's) works for both.
     ca_bundle = env.get("REQUESTS_CA_BUNDLE")
     dynamics = DynamicsClient(dynamics_settings, verify=ca_bundle or True)
-    marketo = MarketoClient(marketo_settings)
+    marketo = MarketoClient(marketo_settings, governor=governor)
     try:
         await check_schemas(config, dynamics, marketo)
     except BaseException:
         await dynamics.aclose()
         await marketo.aclose()
         raise
-    queue = StorageJobQueue(connection)
+    queue = StorageJobQueue(connection, queue_name)
     source = DataverseSource(dynamics)
     engine = SyncEngine(
-        config=config, store=store, source=source, target=MarketoTarget(marketo), queue=queue
+        config=config,
+        store=store,
+        source=source,
+        target=MarketoTarget(marketo),
+        queue=queue,
+        clock=clock,
     )
     scheduler = Scheduler(
         config=config,
@@ -92,6 +118,7 @@ async def build_runtime(environ: Mapping[str, str] | None = None) -> Runtime:
         source=source,
         queue=queue,
         binding=Binding(sync.instance_id, dynamics_settings.url, marketo_settings.base_url),
+        clock=clock,
     )
     return Runtime(engine, scheduler, store, dynamics, marketo, queue)
 

@@ -1,0 +1,189 @@
+"""Run the real sync (settings, clients, state store, engine, scheduler) against the emulators.
+
+The harness builds the runtime with :func:`shared.sync.service.build_runtime`, exactly as the
+triggers do, on a private table prefix and queue. ``tick`` is the timer; ``drain`` plays the
+queue trigger (receive, run, delete; a failed job's message stays for redelivery, as the host
+would leave it). Time for the state store moves only when a test says so.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from azure.storage.queue import QueueClient
+
+from emulators.azurite import AzuriteInstance
+from emulators.dynamics.runner import EmulatorHandle
+from emulators.marketo.runner import RunningMarketo
+from shared.clock import ManualClock
+from shared.jobs import SyncJob, parse_job
+from shared.marketo.governor import Governor, Limits
+from shared.settings import MarketoSettings, load
+from shared.state.streams import StreamId
+from shared.state.watermarks import Phase
+from shared.sync.engine import JobOutcome
+from shared.sync.scheduler import TickReport
+from shared.sync.service import Runtime, build_runtime
+
+
+def sync_environment(
+    azurite: AzuriteInstance, dyn: EmulatorHandle, mkto: RunningMarketo, **extra: str
+) -> dict[str, str]:
+    """App settings that point the sync at Azurite and both emulators."""
+    return {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "DYNAMICS_URL": dyn.base_url,
+        "DYNAMICS_TENANT_ID": dyn.tenant_id,
+        "DYNAMICS_CLIENT_ID": dyn.client_id,
+        "DYNAMICS_CLIENT_SECRET": dyn.client_secret,
+        "AZURE_AUTHORITY_HOST": dyn.base_url,
+        "REQUESTS_CA_BUNDLE": dyn.ca_path,
+        "MARKETO_BASE_URL": mkto.base_url,
+        "MARKETO_CLIENT_ID": mkto.client_id,
+        "MARKETO_CLIENT_SECRET": mkto.client_secret,
+        "MARKETO_CALLS_PER_20S": "100",
+        "MARKETO_MAX_CONCURRENCY": "5",
+        **extra,
+    }
+
+
+@dataclass
+class Drained:
+    """What one drain did."""
+
+    outcomes: list[JobOutcome] = field(default_factory=list)
+    failures: list[BaseException] = field(default_factory=list)
+
+    def count(self, outcome: JobOutcome) -> int:
+        """How many jobs ended with ``outcome``."""
+        return self.outcomes.count(outcome)
+
+
+class SyncHarness:
+    """One isolated sync instance over shared emulators."""
+
+    def __init__(self, runtime: Runtime, queue: QueueClient, clock: ManualClock) -> None:
+        self.runtime = runtime
+        self.queue = queue
+        self.clock = clock
+        self.instance_id = runtime.scheduler.binding.instance_id
+        self.before_job: Callable[[SyncJob], None] | None = None
+
+    async def tick(self) -> TickReport:
+        """One timer tick."""
+        return await self.runtime.scheduler.tick()
+
+    def pending_messages(self) -> int:
+        """Messages waiting in the job queue."""
+        props = self.queue.get_queue_properties()
+        return int(props.approximate_message_count or 0)
+
+    async def drain(self, *, limit: int = 2000, redeliver_failures: bool = False) -> Drained:
+        """Run queued jobs one by one until the queue is empty (or ``limit`` jobs ran).
+
+        A job that raises keeps its message (the host would retry it); with
+        ``redeliver_failures`` it is made visible again at once, else it stays hidden and the
+        failure is collected.
+        """
+        drained = Drained()
+        while len(drained.outcomes) + len(drained.failures) < limit:
+            messages = list(self.queue.receive_messages(max_messages=16, visibility_timeout=300))
+            if not messages:
+                break
+            for message in messages:
+                job = parse_job(base64.b64decode(message.content))
+                if self.before_job is not None:
+                    self.before_job(job)
+                try:
+                    outcome = await self.runtime.engine.run_job(job)
+                except Exception as failure:
+                    drained.failures.append(failure)
+                    if redeliver_failures:
+                        self.queue.update_message(message, visibility_timeout=0)
+                    continue
+                drained.outcomes.append(outcome)
+                self.queue.delete_message(message)
+        return drained
+
+    async def cycle(self) -> Drained:
+        """A tick, then everything it caused."""
+        await self.tick()
+        return await self.drain()
+
+    def marketo_writes(self) -> int:
+        """Write calls (sync and delete) this runtime has made to Marketo so far."""
+        snapshot = self.runtime.marketo.stats.snapshot()
+        return sum(
+            sum(outcomes.values())
+            for endpoint, outcomes in snapshot["by_endpoint"].items()
+            if endpoint.endswith((".sync", ".delete"))
+        )
+
+    async def sync_until_caught_up(self, *, max_cycles: int = 20, step_seconds: float = 61) -> int:
+        """Cycles until every stream is incremental and a whole cycle wrote nothing to Marketo.
+
+        The state clock moves ``step_seconds`` between cycles, so records waiting for a retry or
+        a pending link come due as they would a minute later. Returns the cycles it took.
+        """
+        for cycle in range(1, max_cycles + 1):
+            writes = self.marketo_writes()
+            drained = await self.cycle()
+            if drained.failures:
+                raise drained.failures[0]
+            phases = {self.watermark(e).phase for e in self.runtime.engine.config.order}
+            busy = drained.count(JobOutcome.ADVANCED) + drained.count(JobOutcome.RESYNC)
+            if phases == {Phase.INCREMENTAL} and busy == 0 and self.marketo_writes() == writes:
+                return cycle
+            self.clock.advance(step_seconds)
+        raise AssertionError(f"not caught up after {max_cycles} cycles")
+
+    def watermark(self, entity: str) -> Any:
+        """The stored watermark of a d2m stream."""
+        return self.runtime.store.watermarks.get(StreamId(self.instance_id, entity, "d2m"))
+
+    def open_errors(self, *, code: str | None = None) -> list[Any]:
+        """Unresolved sync errors (optionally of one code)."""
+        errors = self.runtime.store.errors.list(self.instance_id)
+        return [e for e in errors if not e.resolved and (code is None or e.code == code)]
+
+    def mapping(self, entity: str, dynamics_id: str) -> Any:
+        """The ID mapping of one record."""
+        return self.runtime.store.mappings.get(self.instance_id, entity, dynamics_id)
+
+
+@asynccontextmanager
+async def sync_harness(
+    azurite: AzuriteInstance, dyn: EmulatorHandle, mkto: RunningMarketo, **settings: str
+):  # type: ignore[no-untyped-def]
+    """A harness on a fresh table prefix and queue; everything is closed afterwards."""
+    suffix = uuid.uuid4().hex[:10]
+    environ = sync_environment(azurite, dyn, mkto, **settings)
+    clock = ManualClock()
+    governor = Governor(Limits.from_settings(load(MarketoSettings, environ)))
+    queue_name = f"jobs-{suffix}"
+    runtime = await build_runtime(
+        environ, table_prefix=f"t{suffix}", queue_name=queue_name, clock=clock, governor=governor
+    )
+    queue = QueueClient.from_connection_string(azurite.connection_string, queue_name)
+    try:
+        yield SyncHarness(runtime, queue, clock)
+    finally:
+        await runtime.aclose()
+        runtime.store.drop_tables()
+        queue.delete_queue()
+
+
+@contextmanager
+def advanced(clock: ManualClock, seconds: float) -> Iterator[None]:
+    """Move the state clock forward on exit."""
+    yield
+    clock.advance(seconds)
+
+
+_ = timedelta

@@ -1,0 +1,70 @@
+"""Initial sync of a seeded organization, end to end, against both emulators."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from emulators.azurite import AzuriteInstance
+from emulators.dynamics.runner import EmulatorHandle
+from emulators.marketo.runner import RunningMarketo
+from tests.integration.sync.harness import sync_harness
+
+pytestmark = pytest.mark.integration
+
+COUNTS = {
+    "systemuser": 4,
+    "team": 2,
+    "account": 12,
+    "contact": 40,
+    "lead": 25,
+    "opportunity": 10,
+    "new_project": 6,
+}
+
+
+async def test_initial_sync_copies_everything_once(
+    azurite: AzuriteInstance, dyn: EmulatorHandle, mkto: RunningMarketo
+) -> None:
+    """Every eligible record arrives exactly once; filtered ones do not; failures are logged."""
+    dyn.control.seed(counts=COUNTS, seed=11)
+    async with sync_harness(azurite, dyn, mkto) as sync:
+        cycles = await sync.sync_until_caught_up()
+        assert cycles <= 6
+
+        leads = mkto.control.leads()
+        by_person = Counter(lead.get("externalPersonId") for lead in leads)
+        assert all(n == 1 for n in by_person.values()), "a Dynamics record became two people"
+
+        for table, person_type in (("contact", "Contact"), ("lead", "Lead")):
+            rows = dyn.control.records(table)
+            eligible = {r[f"{table}id"] for r in rows if r.get("new_synctomkto") is not False}
+            filtered = {r[f"{table}id"] for r in rows if r.get("new_synctomkto") is False}
+            arrived = {
+                lead["externalPersonId"]
+                for lead in leads
+                if lead.get("dynamicsType") == person_type
+            }
+            failed = {
+                e.dynamics_id for e in sync.open_errors() if e.stream.entity == table
+            }
+            assert arrived.isdisjoint(filtered)
+            assert arrived | failed == eligible
+            assert len(arrived) >= len(eligible) * 0.8
+
+        companies = {c["externalCompanyId"] for c in mkto.control.records("companies")}
+        accounts = dyn.control.records("account")
+        eligible_accounts = {a["accountid"] for a in accounts if a.get("new_synctomkto") is not False}
+        failed = {e.dynamics_id for e in sync.open_errors() if e.stream.entity == "account"}
+        assert companies | failed == eligible_accounts
+
+        sales = {s["externalSalesPersonId"] for s in mkto.control.records("salespersons")}
+        users = {u["systemuserid"] for u in dyn.control.records("systemuser")}
+        teams = {t["teamid"] for t in dyn.control.records("team")}
+        assert users | teams <= sales | {
+            e.dynamics_id for e in sync.open_errors() if e.stream.entity in ("systemuser", "team")
+        }
+        assert mkto.control.records("opportunities")
+        assert mkto.control.records("opportunities/roles")
+        assert mkto.control.records("customobjects/project_c")
