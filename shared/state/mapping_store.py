@@ -33,7 +33,7 @@ from azure.data.tables import TableClient, UpdateMode
 from shared.clock import Clock
 from shared.errors import ConfigurationError
 from shared.state import odata
-from shared.state.keys import decode_component
+from shared.state.keys import decode_component, prefix_range
 from shared.state.mappings import (
     IdMapping,
     MappingLayout,
@@ -126,6 +126,20 @@ class MappingStore:
             if mapping is not None and mapping.marketo_id == marketo_id:
                 result[marketo_id] = mapping
         return result
+
+    def list_entity(self, instance_id: str, entity: str) -> list[IdMapping]:
+        """Every mapping of one (instance, entity): a range query over its buckets.
+
+        For reconciliation and the sweep after a full resync; not for the per-batch path.
+        """
+        low, high = prefix_range(instance_id, entity)
+        query = odata.all_of(
+            odata.compare("PartitionKey", "ge", odata.string(low)),
+            odata.compare("PartitionKey", "lt", odata.string(high)),
+        )
+        client = self._client(TableKind.MAPPINGS)
+        with storage_errors("listing ID mappings"):
+            return [mapping_from_entity(row) for row in client.query_entities(query)]
 
     def has_any(self, instance_id: str) -> bool:
         """Whether any mapping or index row exists for the instance (two small queries)."""

@@ -28,6 +28,7 @@ from shared.settings import MarketoSettings, load
 from shared.state.streams import StreamId
 from shared.state.watermarks import Phase
 from shared.sync.engine import JobOutcome
+from shared.sync.reconcile import Reconciler, ReconciliationReport
 from shared.sync.scheduler import TickReport
 from shared.sync.service import Runtime, build_runtime
 
@@ -151,6 +152,16 @@ class SyncHarness:
         """Unresolved sync errors (optionally of one code)."""
         errors = self.runtime.store.errors.list(self.instance_id)
         return [e for e in errors if not e.resolved and (code is None or e.code == code)]
+
+    async def reconcile(self) -> ReconciliationReport:
+        """Compare both systems through their APIs (see :mod:`shared.sync.reconcile`)."""
+        return await Reconciler(
+            self.runtime.engine.config,
+            self.runtime.dynamics,
+            self.runtime.marketo,
+            self.runtime.store,
+            self.instance_id,
+        ).run()
 
     def mapping(self, entity: str, dynamics_id: str) -> Any:
         """The ID mapping of one record."""

@@ -68,3 +68,9 @@ async def test_initial_sync_copies_everything_once(
         assert mkto.control.records("opportunities")
         assert mkto.control.records("opportunities/roles")
         assert mkto.control.records("customobjects/project_c")
+
+        report = await sync.reconcile()
+        assert report.holds, report.table()
+        contacts = next(e for e in report.entities if e.entity == "contact")
+        assert contacts.found > 0
+        assert contacts.mismatched == {}
