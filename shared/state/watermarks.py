@@ -100,6 +100,8 @@ class Watermark:
     updated_at: datetime | None = None
     run_open: bool = False
     """A run was started and has not reached the end of its read yet."""
+    resync: bool = False
+    """The initial phase under way is a full resync (after :func:`reset`), not the first copy."""
     etag: str | None = field(default=None, compare=False)
 
     @property
@@ -200,6 +202,7 @@ def advance(
         status=watermark.status if status is None else truncate(status, MAX_ERROR_CHARS),
         updated_at=now,
         run_open=watermark.run_open and not finish,
+        resync=watermark.resync and new_phase is Phase.INITIAL,
     )
 
 
@@ -264,6 +267,7 @@ def to_entity(watermark: Watermark) -> dict[str, Any]:
         "sequence": int64(watermark.sequence),
         "status": watermark.status,
         "run_open": watermark.run_open,
+        "resync": watermark.resync,
     }
     entity.update(write_long_text("cursor", watermark.cursor))
     if watermark.total_expected is not None:
@@ -298,5 +302,6 @@ def from_entity(entity: Any) -> Watermark:
         status=read_str(entity, "status") or "",
         updated_at=read_datetime(entity, "updated_at"),
         run_open=bool(entity.get("run_open", False)),
+        resync=bool(entity.get("resync", False)),
         etag=metadata.get("etag"),
     )

@@ -49,6 +49,9 @@ log = logging.getLogger("dmsync.sync")
 P = ParamSpec("P")
 R = TypeVar("R")
 
+SWEEP_CHUNK = 500
+"""Mapped ids checked per sweep step (the client splits them into requests of 50)."""
+
 MARKETO_NOT_FOUND_CODES = frozenset({"1004", "1013"})
 """Skip reasons meaning the Marketo record is gone (lead not found; object not found)."""
 
@@ -181,6 +184,9 @@ class SyncEngine:
         retry_rows = await self._rows_due_for_retry(stream)
         counts = await self._process(stream, [*page.rows, *retry_rows], page.deleted_ids)
         counts.read = len(page.rows) + len(page.deleted_ids)
+
+        if page.next_link is None and watermark.resync:
+            counts.deleted += await self._sweep_after_resync(stream)
 
         cursor = page.next_link or page.delta_link
         if cursor is None:
@@ -479,6 +485,34 @@ class SyncEngine:
         restarted = await self._db(self.store.watermarks.reset, stream, status=note)
         await self.queue.enqueue(job.continuation(sequence=restarted.sequence))
         return JobOutcome.RESYNC
+
+    async def _sweep_after_resync(self, stream: StreamId) -> int:
+        """Find records deleted while the delta token was stale (a full read cannot show them).
+
+        Every mapped record not yet marked deleted is looked up in Dynamics (ids only, 50 to a
+        request); the ones that are gone get the "deleted in Dynamics" mark. Runs once, at the
+        end of a full resync, never on the first copy.
+        """
+        spec = self.config.entity[stream.entity]
+        mappings = await self._db(
+            self.store.mappings.list_entity, stream.instance_id, stream.entity
+        )
+        live = [m.dynamics_id for m in mappings if not m.deleted_in_dynamics]
+        gone: list[str] = []
+        for start in range(0, len(live), SWEEP_CHUNK):
+            chunk = live[start : start + SWEEP_CHUNK]
+            present = await self.source.filter_states(spec, chunk)
+            gone.extend(i for i in chunk if i.lower() not in present)
+        if not gone:
+            return 0
+        log.warning(
+            "%s: %d records were deleted in Dynamics while the delta token was stale; "
+            "marking them deleted in Marketo",
+            stream,
+            len(gone),
+        )
+        counts = await self._process(stream, [], gone)
+        return counts.deleted
 
     async def _dependencies_done(self, stream: StreamId) -> bool:
         for dependency in self._depends.get(stream.entity, ()):

@@ -46,16 +46,16 @@ async def test_initial_sync_copies_everything_once(
                 for lead in leads
                 if lead.get("dynamicsType") == person_type
             }
-            failed = {
-                e.dynamics_id for e in sync.open_errors() if e.stream.entity == table
-            }
+            failed = {e.dynamics_id for e in sync.open_errors() if e.stream.entity == table}
             assert arrived.isdisjoint(filtered)
             assert arrived | failed == eligible
             assert len(arrived) >= len(eligible) * 0.8
 
         companies = {c["externalCompanyId"] for c in mkto.control.records("companies")}
         accounts = dyn.control.records("account")
-        eligible_accounts = {a["accountid"] for a in accounts if a.get("new_synctomkto") is not False}
+        eligible_accounts = {
+            a["accountid"] for a in accounts if a.get("new_synctomkto") is not False
+        }
         failed = {e.dynamics_id for e in sync.open_errors() if e.stream.entity == "account"}
         assert companies | failed == eligible_accounts
 
