@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from emulators.marketo.runner import RunningMarketo
+from shared.errors import ApiRequestError
 from shared.marketo import MarketoClient
 
 pytestmark = pytest.mark.integration
@@ -145,3 +146,13 @@ async def test_get_delete_and_describe(client: MarketoClient) -> None:
     assert await client.leads.get_by_id(created.marketo_id) is None
     described = {f.api_name: f.data_type for f in await client.leads.describe()}
     assert described["email"] == "email" and described["leadScore"] == "integer"
+
+
+async def test_request_level_1003_is_an_api_request_error(client: MarketoClient) -> None:
+    """Asking for fields the instance does not have fails the whole call with 1003
+    ("Invalid fields [...]", the field-drift case of reference D): ApiRequestError, not retried."""
+    with pytest.raises(ApiRequestError) as raised:
+        await client.leads.get_by_filter("email", ["a@example.com"], fields=["email", "site2"])
+    assert raised.value.code == "1003"
+    assert "site2" in str(raised.value)
+    assert client.stats.count(endpoint="leads.query") == 1
