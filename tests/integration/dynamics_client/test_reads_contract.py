@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from emulators.dynamics.runner import EmulatorHandle
-from shared.dynamics import DynamicsClient
+from shared.dynamics import DynamicsClient, TableRef
 from shared.dynamics.odata import eq
 from shared.errors import ApiRequestError, DeltaTokenExpiredError
 
@@ -158,3 +158,14 @@ async def test_read_records_by_id_and_count(
     assert all(r.lookup_logical_name("_ownerid_value") for r in rows)
     counted = await client.count(ACCOUNTS)
     assert (counted.value, counted.exact) == (7, True)
+
+
+async def test_count_past_5000_is_a_lower_bound(
+    emulator: EmulatorHandle, client: DynamicsClient
+) -> None:
+    """$count stops at 5,000; without a RetrieveTotalRecordCount snapshot that is a lower bound."""
+    emulator.control.seed(counts={"team": 5001})
+    teams = TableRef.standard("team", "teams")
+    counted = await client.count(teams)
+    assert (counted.value, counted.exact) == (5000, False)
+    assert client.counters.requests == 2
