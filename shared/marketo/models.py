@@ -180,9 +180,6 @@ class ObjectDescription(_Lenient):
         return {f.name for f in self.fields}
 
 
-ImportJobStatus = Literal["Queued", "Importing", "Complete", "Failed"]
-
-
 class ImportStatus(_Lenient):
     """A bulk lead import job (``/bulk/v1/leads/batch/{id}.json``, reference B.7)."""
 

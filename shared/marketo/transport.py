@@ -28,7 +28,6 @@ name the path only (queries may carry e-mail addresses).
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from collections.abc import Mapping
@@ -45,7 +44,6 @@ from shared.errors import (
     DmsyncError,
     QuotaExhaustedError,
     RetriableError,
-    TransientServiceError,
 )
 from shared.marketo.auth import AccessToken, TokenGrant, TokenProvider
 from shared.marketo.encoding import (
@@ -54,10 +52,11 @@ from shared.marketo.encoding import (
     MAX_URI_CHARS,
     encode_json,
 )
-from shared.marketo.error_map import Action, CodeRule, rule_for_code, rule_for_status
+from shared.marketo.error_map import Action
 from shared.marketo.governor import Governor, concurrency_backoff, rate_limit_pause
 from shared.marketo.quota_day import next_quota_reset
 from shared.marketo.redaction import redact_text, redact_url
+from shared.marketo.responses import Failure, Reply, classify, network_failure
 from shared.marketo.stats import OK
 from shared.retry import RetryPolicy, next_delay
 from shared.settings import MarketoSettings
@@ -99,72 +98,6 @@ class _IdentityCredentials(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
-
-
-# --- classifying an answer (pure) -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A successful answer: the parsed JSON object, or the text of a file download."""
-
-    body: dict[str, Any] | None
-    text: str | None = None
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A refused request: the rule that says what to do and what to tell the caller."""
-
-    rule: CodeRule
-    outcome: str
-    """How the call is counted in the stats: a Marketo code, ``http_<status>`` or a network
-    failure kind."""
-    code: str | None
-    status: int | None
-    message: str
-    request_id: str | None = None
-
-
-def _first_error(body: Mapping[str, Any]) -> tuple[str, str]:
-    errors = body.get("errors")
-    if isinstance(errors, list) and errors and isinstance(errors[0], Mapping):
-        return str(errors[0].get("code", "")).strip(), str(errors[0].get("message", ""))
-    return "", "success is false and no error was given"
-
-
-def classify(
-    status: int, content: bytes, *, expect: Literal["json", "text"] = "json"
-) -> Reply | Failure:
-    """Decide what an HTTP answer from Marketo means (reference B.3)."""
-    parsed: Any = None
-    try:
-        parsed = json.loads(content) if content else None
-    except ValueError:
-        parsed = None
-    body = parsed if isinstance(parsed, dict) else None
-    request_id = str(body["requestId"]) if body and "requestId" in body else None
-    if not 200 <= status < 300:
-        message = _first_error(body)[1] if body and body.get("errors") else f"HTTP {status}"
-        return Failure(rule_for_status(status), f"http_{status}", None, status, message, request_id)
-    if body is not None and (
-        body.get("success") is False or (body.get("errors") and body.get("success") is not True)
-    ):
-        code, message = _first_error(body)
-        return Failure(
-            rule_for_code(code), code or "error", code or None, None, message, request_id
-        )
-    if expect == "text":
-        return Reply(body=None, text=content.decode("utf-8", errors="replace"))
-    if body is None:
-        return Failure(
-            CodeRule(Action.RETRY_TRANSIENT, TransientServiceError, "answer is not JSON"),
-            "invalid_response",
-            None,
-            status,
-            "the answer was not a JSON object",
-        )
-    return Reply(body=body)
 
 
 # --- the transport ----------------------------------------------------------------------------
@@ -453,7 +386,7 @@ class MarketoTransport:
             try:
                 response = await self._client.send(request)
             except httpx.HTTPError as exc:
-                result = _network_failure(exc)
+                result = network_failure(exc)
             else:
                 result = classify(response.status_code, response.content, expect=call.expect)
         outcome = OK if isinstance(result, Reply) else result.outcome
@@ -521,23 +454,6 @@ class MarketoTransport:
                 status=failure.status,
             )
         return cls(message, system="marketo", code=failure.code, status=failure.status)
-
-
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-"""Failures that happen before the request left: always safe to resend."""
-
-
-def _network_failure(exc: httpx.HTTPError) -> Failure:
-    sent = not isinstance(exc, _NOT_SENT)
-    kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "network"
-    outcome = f"{kind}_after_send" if sent else f"{kind}_before_send"
-    return Failure(
-        CodeRule(Action.RETRY_TRANSIENT, TransientServiceError, f"{kind} ({type(exc).__name__})"),
-        outcome,
-        None,
-        None,
-        f"{type(exc).__name__} talking to Marketo",
-    )
 
 
 def _may_resend(call: _Call, failure: Failure) -> bool:

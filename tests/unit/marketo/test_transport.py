@@ -21,7 +21,7 @@ from shared.errors import (
 )
 from shared.marketo import Limits
 from shared.marketo.error_map import RESPONSE_CODES, Action, rule_for_code, rule_for_status
-from shared.marketo.transport import Failure, Reply, classify
+from shared.marketo.responses import Failure, Reply, classify
 from tests.unit.marketo.fakes import (
     CLIENT_ID,
     CLIENT_SECRET,
