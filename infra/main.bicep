@@ -109,6 +109,11 @@ param syncErrorRetentionDays int = 30
 @description('Path (in the deployed app) of a field-mapping file replacing the shipped default. Empty: the default.')
 param syncMappingFile string = ''
 
+@description('Id of this integration instance in the state store (letters, digits, ., _ or -).')
+@minLength(1)
+@maxLength(64)
+param syncInstanceId string = 'default'
+
 // --- operators ----------------------------------------------------------------------------
 
 @description('E-mail address that receives the alerts. Empty: the alert rules fire without notifying anyone.')
@@ -264,6 +269,7 @@ var appSettings = union({
   // The sync.
   SYNC_SCHEDULE: syncSchedule
   SYNC_ERROR_RETENTION_DAYS: string(syncErrorRetentionDays)
+  SYNC_INSTANCE_ID: syncInstanceId
 }, empty(dynamicsClientSecret) ? {} : {
   DYNAMICS_CLIENT_SECRET: dynamicsSecretSetting
 }, empty(syncMappingFile) ? {} : {
