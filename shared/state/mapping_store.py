@@ -141,14 +141,24 @@ class MappingStore:
         with storage_errors("listing ID mappings"):
             return [mapping_from_entity(row) for row in client.query_entities(query)]
 
-    def has_any(self, instance_id: str) -> bool:
-        """Whether any mapping or index row exists for the instance (two small queries)."""
-        low, high = self.layout.instance_range(instance_id)
+    def has_any(self, instance_id: str, entity: str | None = None) -> bool:
+        """Whether any mapping or index row exists for the instance (two small queries).
+
+        With ``entity``: whether that entity of the instance has any mapping (one small query
+        on the mapping table; index rows without a mapping do not count).
+        """
+        kinds: tuple[TableKind, ...]
+        if entity is None:
+            low, high = self.layout.instance_range(instance_id)
+            kinds = (TableKind.MAPPINGS, TableKind.MAPPINGS_BY_MARKETO)
+        else:
+            low, high = prefix_range(instance_id, entity)
+            kinds = (TableKind.MAPPINGS,)
         query = odata.all_of(
             odata.compare("PartitionKey", "ge", odata.string(low)),
             odata.compare("PartitionKey", "lt", odata.string(high)),
         )
-        for kind in (TableKind.MAPPINGS, TableKind.MAPPINGS_BY_MARKETO):
+        for kind in kinds:
             client = self._client(kind)
             with storage_errors("looking for ID mappings"):
                 pages = client.query_entities(query, select=["RowKey"], results_per_page=1)

@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 
 from shared.errors import ConfigurationError
 from shared.state.keys import decode_component, encode_component
-from shared.state.mappings import IdMapping, MappingLayout, MappingUpdate, SyncFilter
+from shared.state.mappings import (
+    IdMapping,
+    MappingLayout,
+    MappingUpdate,
+    SyncFilter,
+    reverse_entity,
+)
 from shared.state.store import StateStore
 from shared.state.tables import TableKind
 from shared.state.transactions import TableOperation, submit_all
@@ -194,6 +200,20 @@ def test_has_any_sees_only_its_own_instance(store: StateStore) -> None:
     store.mappings.put(IdMapping("contoso-eu", ENTITY, "d-1", "lead", "1"))
     assert store.mappings.has_any("contoso-eu")
     assert not store.mappings.has_any("contoso")
+
+
+def test_has_any_per_entity_sees_only_that_entity(store: StateStore) -> None:
+    """Per entity: an entity whose name is a prefix of another's, or an index row without its
+    mapping, does not count."""
+    store.mappings.put(IdMapping("i1", "opportunity_customer", "d-1", "opportunity_role", "g1"))
+    assert store.mappings.has_any("i1", entity="opportunity_customer")
+    assert not store.mappings.has_any("i1", entity="opportunity")
+    index = store.tables.client(TableKind.MAPPINGS_BY_MARKETO)
+    index.upsert_entity(
+        reverse_entity(IdMapping("i1", "contact", "d-2", "lead", "5"), store.mappings.layout)
+    )
+    assert not store.mappings.has_any("i1", entity="contact")
+    assert store.mappings.has_any("i1")
 
 
 def test_the_bucket_count_cannot_change_under_existing_tables(
