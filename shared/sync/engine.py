@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -36,7 +36,7 @@ from shared.state.mappings import IdMapping, MappingUpdate, SyncFilter
 from shared.state.store import StateStore
 from shared.state.streams import StreamId
 from shared.state.sync_errors import FailedRecord
-from shared.state.watermarks import Phase, RunCounts
+from shared.state.watermarks import Phase, RunCounts, Watermark
 from shared.sync.config import EntitySpec, SyncConfig
 from shared.sync.links import build_link_index
 from shared.sync.order import dependents_of
@@ -181,8 +181,12 @@ class SyncEngine:
         except DeltaTokenExpiredError as expired:
             return await self._restart_after_expiry(job, stream, expired, context)
 
+        fresh = await self._fresh_copy(stream, watermark)
+        unmapped = {str(row[spec.primary_key]) for row in page.rows} if fresh else set()
         retry_rows = await self._rows_due_for_retry(stream)
-        counts = await self._process(stream, [*page.rows, *retry_rows], page.deleted_ids)
+        counts = await self._process(
+            stream, [*page.rows, *retry_rows], page.deleted_ids, unmapped=unmapped
+        )
         counts.read = len(page.rows) + len(page.deleted_ids)
 
         if page.next_link is None and watermark.resync:
@@ -211,6 +215,7 @@ class SyncEngine:
             total_expected=total,
             status=_status_note(page.next_link is not None, watermark.phase),
             finish=page.next_link is None,
+            fresh_copy=fresh,
         )
         log.info(
             "page committed: read %d, created %d, updated %d, unchanged %d, deleted %d, "
@@ -235,8 +240,15 @@ class SyncEngine:
     # --- processing one page ---------------------------------------------------------------
 
     async def _process(
-        self, stream: StreamId, rows: list[dict[str, Any]], deleted_ids: Sequence[str]
+        self,
+        stream: StreamId,
+        rows: list[dict[str, Any]],
+        deleted_ids: Sequence[str],
+        *,
+        unmapped: Set[str] = frozenset(),
     ) -> PageCounts:
+        """Transform, plan and write ``rows`` and ``deleted_ids``; ``unmapped`` names ids known
+        to have no ID mapping (their mapping read is skipped, see :meth:`_fresh_copy`)."""
         spec = self.config.entity[stream.entity]
         counts = PageCounts()
         index = await build_link_index(
@@ -249,7 +261,8 @@ class SyncEngine:
         transformer = await self._transformer(stream.entity)
         resolve = index.resolver()
         prepared = [transformer.prepare(row, resolve) for row in rows]
-        ids = [p.dynamics_id for p in prepared] + list(deleted_ids)
+        ids = [p.dynamics_id for p in prepared if p.dynamics_id not in unmapped]
+        ids += deleted_ids
         stored = await self._db(
             self.store.mappings.get_many, stream.instance_id, stream.entity, ids
         )
@@ -513,6 +526,24 @@ class SyncEngine:
         )
         counts = await self._process(stream, [], gone)
         return counts.deleted
+
+    async def _fresh_copy(self, stream: StreamId, watermark: Watermark) -> bool:
+        """Whether this page belongs to the entity's first copy into an empty ID mapping.
+
+        Then no record of the page can have a mapping, and reading them (a query per 14 ids)
+        is skipped. Decided on the run's first page, when the entity has no mapping at all,
+        and carried in the watermark for the run's later pages. A replayed first page sees
+        what its first attempt wrote and reads as usual; a replayed later page still skips the
+        read, and is still safe: its records go as creates, which upsert by the Dynamics key
+        (``externalPersonId`` etc.), so Marketo finds the records the first attempt wrote
+        instead of creating them twice (the replay costs the writes the digest check would
+        have saved).
+        """
+        if watermark.phase is not Phase.INITIAL or watermark.resync:
+            return False
+        if watermark.cursor is not None:
+            return watermark.fresh_copy
+        return not await self._db(self.store.mappings.has_any, stream.instance_id, stream.entity)
 
     async def _dependencies_done(self, stream: StreamId) -> bool:
         for dependency in self._depends.get(stream.entity, ()):
