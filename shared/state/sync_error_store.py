@@ -36,7 +36,12 @@ from shared.state.sync_errors import (
     to_entity,
 )
 from shared.state.tables import TableAccess, TableKind, storage_errors, translate_storage_error
-from shared.state.transactions import TableOperation, plan_transactions, submit_skipping
+from shared.state.transactions import (
+    TableOperation,
+    plan_transactions,
+    submit_skipping,
+    submit_transaction,
+)
 
 DEFAULT_RETENTION_DAYS: int = SyncSettings.model_fields["error_retention_days"].default
 """The default of ``SyncSettings.error_retention_days`` (``SYNC_ERROR_RETENTION_DAYS``)."""
@@ -95,9 +100,7 @@ class SyncErrorStore:
                 keys = [op.row for op in transaction]
                 try:
                     with storage_errors("recording sync errors", expected=(TableTransactionError,)):
-                        outcome = client.submit_transaction(
-                            [op.as_sdk_tuple() for op in transaction]
-                        )
+                        outcome = submit_transaction(client, transaction)
                 except TableTransactionError as exc:
                     if exc.status_code not in _CONFLICT_STATUSES:
                         raise translate_storage_error(exc, "recording sync errors") from exc
@@ -265,7 +268,7 @@ class SyncErrorStore:
 
     # --- plumbing -------------------------------------------------------------------------
 
-    def _open_keys(self, client: TableClient, stream: StreamId) -> list[tuple[str, str]]:
+    def _open_keys(self, client: TableClient, stream: StreamId) -> Sequence[tuple[str, str]]:
         """``(PartitionKey, RowKey)`` of the stream's unresolved error rows (one range query)."""
         low, high = prefix_range(stream.entity, stream.direction.value)
         query = odata.all_of(

@@ -5,6 +5,8 @@ A transaction (``TableClient.submit_transaction``) is all-or-nothing and must ho
 once in it (reference §8; Azurite answers a duplicate with ``InvalidDuplicateRow`` and a 101st
 operation with a malformed response). :func:`plan_transactions` is the pure part: it keeps the
 last operation per row, groups by partition and cuts each group into chunks within the limits.
+:func:`submit_transaction` sends one through :mod:`shared.state.batch_wire` (the SDK's request
+pipeline, without its generic multipart code).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from azure.data.tables import TableClient, TableTransactionError
 
+from shared.state import batch_wire
 from shared.state.tables import storage_errors, translate_storage_error
 
 MAX_OPERATIONS = 100
@@ -89,6 +92,17 @@ def plan_transactions(
     return plan
 
 
+def submit_transaction(
+    client: TableClient, transaction: list[TableOperation]
+) -> list[Mapping[str, Any]]:
+    """Submit one planned transaction; one metadata dict (``etag``) per operation.
+
+    Raises:
+        TableTransactionError: as ``TableClient.submit_transaction`` raises it.
+    """
+    return batch_wire.submit(client, [(op.kind, op.entity, op.options) for op in transaction])
+
+
 def submit_skipping(
     client: TableClient,
     transaction: list[TableOperation],
@@ -113,7 +127,7 @@ def submit_skipping(
     while remaining:
         try:
             with storage_errors(action, expected=(TableTransactionError,)):
-                client.submit_transaction([op.as_sdk_tuple() for op in remaining])
+                submit_transaction(client, remaining)
             return skipped
         except TableTransactionError as exc:
             index = getattr(exc, "index", None)
@@ -137,5 +151,5 @@ def submit_all(client: TableClient, operations: Iterable[TableOperation], action
     plan = plan_transactions(operations)
     for transaction in plan:
         with storage_errors(action):
-            client.submit_transaction([op.as_sdk_tuple() for op in transaction])
+            submit_transaction(client, transaction)
     return len(plan)
