@@ -575,8 +575,8 @@ class SyncEngine:
     async def _mapping_lookup(
         self, instance_id: str, entity: str, ids: Sequence[str]
     ) -> dict[str, tuple[str, bool]]:
-        found = await self._db(self.store.mappings.get_many, instance_id, entity, ids)
-        return {k: (m.marketo_id, not m.deleted_in_dynamics) for k, m in found.items()}
+        found = await self._db(self.store.mappings.link_states, instance_id, entity, ids)
+        return {k: (marketo_id, not deleted) for k, (marketo_id, deleted) in found.items()}
 
     async def _transformer(self, entity: str) -> RowTransformer:
         transformer = self._transformers.get(entity)
