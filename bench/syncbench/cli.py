@@ -32,6 +32,7 @@ from bench.syncbench.host import HostProcess
 from bench.syncbench.initial import InitialResult, run_initial
 from bench.syncbench.latency import LatencyResult, run_latency
 from bench.syncbench.others import run_script
+from bench.syncbench.procstat import children_by_role
 from bench.syncbench.stack import SeedPlan, Stack, running_stack
 
 ENTITY_SETS = {
@@ -43,6 +44,11 @@ ENTITY_SETS = {
 HOST_LEAD_SECONDS = 10.0
 """The host starts this long before a minute boundary: enough to load the app and announce it."""
 LOG_DIR = report.REPO_ROOT / "bench" / "results"
+SERVICE_ROLES = {
+    "azurite": "azurite",
+    "dynamics_emulator": "emulator dynamics",
+    "marketo_emulator": "emulator marketo",
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -117,6 +123,10 @@ def initial_figures(stack: Stack, initial: InitialResult) -> dict[str, Any]:
         "set since it started (app load included)",
         "marketo": report.marketo_figures(initial.marketo_usage, initial.written),
         "dynamics": report.dynamics_figures(initial.dynamics_requests, stack.rows, ENTITY_SETS),
+        "cpu_seconds_by_process": {
+            "host": round(initial.cpu_seconds, 2),
+            **initial.process_cpu_seconds,
+        },
         "jobs": {
             "count": len(initial.job_durations_ms),
             "durations_ms": initial.job_durations_ms,
@@ -187,7 +197,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ):
         print(f"seeded: {stack.rows} (eligible {stack.eligible})", flush=True)
         wait_for_boundary(HOST_LEAD_SECONDS)
-        host = HostProcess(stack.app_settings(), Path(folder), LOG_DIR / "host.log.tmp")
+        services = children_by_role(os.getpid(), SERVICE_ROLES)
+        host = HostProcess(
+            stack.app_settings(), Path(folder), LOG_DIR / "host.log.tmp", others=services
+        )
         try:
             print("host started; waiting for the first tick and the initial sync ...", flush=True)
             profiler = host.start_profiler(args.profile) if args.profile else None

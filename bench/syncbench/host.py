@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from bench.syncbench.procstat import ProcSample, read_sample
+from bench.syncbench.procstat import ProcSample, read_machine_busy, read_sample
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_SECONDS = 0.1
@@ -39,10 +39,32 @@ class LogLine:
     text: str
 
 
+def interpolate(points: list[tuple[float, float]], moment: float) -> float:
+    """The value at ``moment`` of a counter sampled as sorted ``(time, value)`` points."""
+    if not points:
+        raise RuntimeError("no samples")
+    times = [t for t, _ in points]
+    index = bisect.bisect_left(times, moment)
+    if index == 0:
+        return points[0][1]
+    if index >= len(points):
+        return points[-1][1]
+    (t0, v0), (t1, v1) = points[index - 1], points[index]
+    share = (moment - t0) / (t1 - t0) if t1 > t0 else 1.0
+    return v0 + share * (v1 - v0)
+
+
 class HostProcess:
     """A running ``dmsync host`` with its CPU/memory samples and log lines."""
 
-    def __init__(self, settings: dict[str, str], workdir: Path, log_path: Path) -> None:
+    def __init__(
+        self,
+        settings: dict[str, str],
+        workdir: Path,
+        log_path: Path,
+        others: dict[str, int] | None = None,
+    ) -> None:
+        """Start the host; ``others`` are more processes to sample (``{role: pid}``)."""
         settings_file = workdir / "local.settings.json"
         # An explicit settings file, so a developer's own local.settings.json is never read;
         # the values also go into the environment (which wins, as with func start).
@@ -67,6 +89,9 @@ class HostProcess:
         self.pid = self.process.pid
         self.started_at = time.monotonic()
         self.samples: list[ProcSample] = []
+        self.others = dict(others or {})
+        self.other_samples: dict[str, list[ProcSample]] = {role: [] for role in self.others}
+        self.machine_samples: list[tuple[float, float]] = []
         self.lines: list[LogLine] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -81,12 +106,21 @@ class HostProcess:
 
     def _sample(self) -> None:
         while not self._stop.is_set():
+            now = time.monotonic()
             try:
-                sample = read_sample(self.pid, time.monotonic())
+                sample = read_sample(self.pid, now)
             except (OSError, ValueError, KeyError):
                 return  # the process is gone
+            others = {}
+            for role, pid in self.others.items():
+                with suppress(OSError, ValueError, KeyError):
+                    others[role] = read_sample(pid, now)
+            busy = read_machine_busy()
             with self._lock:
                 self.samples.append(sample)
+                for role, other in others.items():
+                    self.other_samples[role].append(other)
+                self.machine_samples.append((now, busy))
             self._stop.wait(SAMPLE_SECONDS)
 
     def _read_log(self) -> None:
@@ -106,21 +140,17 @@ class HostProcess:
             self.samples.append(sample)
         return sample
 
-    def cpu_at(self, moment: float) -> float:
-        """CPU seconds used by ``moment`` (monotonic), interpolated between samples."""
+    def cpu_at(self, moment: float, role: str | None = None) -> float:
+        """CPU seconds used by ``moment`` (monotonic), interpolated between samples: the
+        host's, or another sampled process's (``role``), or ``"machine"``: every core's busy
+        time, whoever used it."""
         with self._lock:
-            samples = sorted(self.samples, key=lambda s: s.at)
-        if not samples:
-            raise RuntimeError("no CPU samples of the host process")
-        times = [s.at for s in samples]
-        index = bisect.bisect_left(times, moment)
-        if index == 0:
-            return samples[0].cpu_seconds
-        if index >= len(samples):
-            return samples[-1].cpu_seconds
-        before, after = samples[index - 1], samples[index]
-        share = (moment - before.at) / (after.at - before.at) if after.at > before.at else 1.0
-        return before.cpu_seconds + share * (after.cpu_seconds - before.cpu_seconds)
+            if role == "machine":
+                points = sorted(self.machine_samples)
+            else:
+                chosen = self.samples if role is None else self.other_samples[role]
+                points = sorted((s.at, s.cpu_seconds) for s in chosen)
+        return interpolate(points, moment)
 
     def peak_rss_kb(self) -> int:
         """The highest ``VmHWM`` seen (the kernel's own peak of the resident set)."""
@@ -165,7 +195,7 @@ class HostProcess:
         spy = Path(sys.executable).with_name("py-spy")
         return subprocess.Popen(
             [str(spy), "record", "--pid", str(self.pid), "--rate", "200", "--format", "raw",
-             "--output", str(path), "--threads", "--nonblocking"],
+             "--output", str(path), "--threads", "--gil", "--nonblocking"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip

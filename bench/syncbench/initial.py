@@ -44,6 +44,9 @@ class InitialResult:
     marketo_usage: dict[str, Any]
     dynamics_requests: dict[str, Any]
     watermarks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    process_cpu_seconds: dict[str, float] = field(default_factory=dict)
+    """CPU seconds during the phase: the host, Azurite, both emulators, and the whole machine
+    (every process, also other users': the machine is shared)."""
     job_durations_ms: list[float] = field(default_factory=list)
 
 
@@ -128,4 +131,8 @@ def run_initial(stack: Stack, host: HostProcess, timeout: float) -> InitialResul
             for entity, m in marks.items()
         },
         job_durations_ms=durations,
+        process_cpu_seconds={
+            role: round(host.cpu_at(end_at, role) - host.cpu_at(fire_at, role), 2)
+            for role in [*host.others, "machine"]
+        },
     )

@@ -60,3 +60,37 @@ def read_sample(pid: int, at: float) -> ProcSample:
     cpu = parse_cpu_seconds(base.joinpath("stat").read_text())
     rss, peak = parse_memory_kb(base.joinpath("status").read_text())
     return ProcSample(at, cpu, rss, peak)
+
+
+def machine_busy_seconds(stat_text: str, ticks_per_second: int = CLOCK_TICKS) -> float:
+    """CPU time every core spent busy (not idle, not waiting for I/O) since boot, from the
+    first line of ``/proc/stat``: what all processes, ours and others', used."""
+    fields = [int(x) for x in stat_text.splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / ticks_per_second
+
+
+def read_machine_busy() -> float:
+    """:func:`machine_busy_seconds` now."""
+    return machine_busy_seconds(Path("/proc/stat").read_text())
+
+
+def children_by_role(parent: int, roles: dict[str, str]) -> dict[str, int]:
+    """Direct children of ``parent`` whose command line contains one of ``roles``' values,
+    as ``{role: pid}`` (the services the bench started: Azurite, both emulators)."""
+    found: dict[str, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = entry.joinpath("stat").read_text()
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+            if ppid != parent:
+                continue
+            command = entry.joinpath("cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        for role, marker in roles.items():
+            if marker in command:
+                found[role] = int(entry.name)
+    return found
