@@ -114,11 +114,14 @@ def encode_entity(entity: Mapping[str, Any]) -> str:
     """
     out: dict[str, Any] = {}
     for name, value in entity.items():
-        if value is None:
-            continue
         kind = type(value)
         if kind is str or kind is bool:
             out[name] = value
+        elif kind is datetime:  # the common case first: a plain aware or naive datetime
+            out[name] = _utc_text(value)
+            out[name + "@odata.type"] = "Edm.DateTime"
+        elif value is None:
+            continue
         elif kind is int:
             _put_typed(out, name, value, EdmType.INT32)
         elif kind is float:
@@ -133,13 +136,26 @@ def encode_entity(entity: Mapping[str, Any]) -> str:
     return json.dumps(out, ensure_ascii=False, separators=(",", ":"))
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.~-]*")
+"""Characters ``quote(..., safe="")`` leaves as they are."""
+
+
+@functools.lru_cache(maxsize=1024)
+def _quoted_partition(partition_key: str) -> str:
+    # A transaction's rows share one partition key; ids of a write share a few dozen.
+    return quote(partition_key.replace("'", "''"), safe="")
+
+
+def _quoted_row(row_key: str) -> str:
+    if _PLAIN_KEY.fullmatch(row_key):
+        return row_key
+    return quote(row_key.replace("'", "''"), safe="")
+
+
 def _key_url(table_url: str, entity: Mapping[str, Any]) -> str:
-    partition_key = str(entity["PartitionKey"]).replace("'", "''")
-    row_key = str(entity["RowKey"]).replace("'", "''")
-    return (
-        f"{table_url}(PartitionKey='{quote(partition_key, safe='')}',"
-        f"RowKey='{quote(row_key, safe='')}')"
-    )
+    partition_key = _quoted_partition(str(entity["PartitionKey"]))
+    row_key = _quoted_row(str(entity["RowKey"]))
+    return f"{table_url}(PartitionKey='{partition_key}',RowKey='{row_key}')"
 
 
 def _if_match(kind: str, options: Mapping[str, Any]) -> str | None:
