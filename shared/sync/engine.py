@@ -1,4 +1,4 @@
-"""The job runner: advance one stream (instance, entity, direction) by one page.
+"""The job runner: advance one stream (instance, entity, direction) page by page.
 
 One job, in order (design invariants 1-4):
 
@@ -7,11 +7,15 @@ One job, in order (design invariants 1-4):
 3. in the initial phase, wait until the entities it depends on finished theirs (A.10 order);
 4. read one page of changes from the cursor (start, paging link or delta link); an expired
    delta token resets the stream to a full resync;
-5. add the records due for a retry (earlier sync errors, links still pending);
-6. transform, plan and write to Marketo; record every per-record failure as a sync error;
-7. store the ID mappings;
-8. only then advance the watermark (ETag-checked), and enqueue the continuation if the read
-   has more pages, or close the run.
+5. add the records due for a retry (earlier sync errors, links still pending; on the job's
+   first page);
+6. transform, plan and write to Marketo;
+7. store the ID mappings, and every per-record failure as a sync error;
+8. only then advance the watermark (ETag-checked).
+
+Steps 4-6 of the next page run while steps 7-8 of the page before are under way (its records
+are others, and pages commit in order), until the read ends (the run is closed) or the job has
+run for ``job_seconds`` (its continuation is enqueued).
 
 A crash anywhere before 8 replays the same page: writes are keyed by the Dynamics id and the
 mapping, so the replay finds what the first attempt wrote and creates nothing twice.
@@ -94,6 +98,24 @@ class EngineOptions:
     """Most earlier failures retried per job."""
     run_stale_after: timedelta = timedelta(minutes=15)
     """A run with no progress for this long is restarted by the scheduler."""
+    job_seconds: float = 60.0
+    """A job goes on to the next page until this long has passed, then leaves the rest to its
+    continuation message (other work and a restarted host get their turn; far below the
+    Functions timeout of 10 minutes and the lease)."""
+
+
+@dataclass(frozen=True)
+class PageRecords:
+    """What a page's Marketo writes leave to store (see ``SyncEngine._record``)."""
+
+    new_mappings: list[IdMapping]
+    changes: list[MappingUpdate]
+    failures: list[FailedRecord]
+    pending: list[str]
+    """Written without a link whose target is not in Marketo yet (re-sent later)."""
+    held: list[FailedRecord]
+    resolved: list[str]
+    """Ids whose earlier errors are now resolved."""
 
 
 class SyncEngine:
@@ -176,30 +198,96 @@ class SyncEngine:
         total: int | None = None
         if watermark.phase is Phase.INITIAL and watermark.cursor is None:
             total = await self.source.count(spec)
-        try:
-            page = await self.source.read_page(spec, watermark.cursor, self.options.page_size)
-        except DeltaTokenExpiredError as expired:
-            return await self._restart_after_expiry(job, stream, expired, context)
-
         fresh = await self._fresh_copy(stream, watermark)
-        unmapped = {str(row[spec.primary_key]) for row in page.rows} if fresh else set()
-        retry_rows = await self._rows_due_for_retry(stream)
-        counts = await self._process(
-            stream, [*page.rows, *retry_rows], page.deleted_ids, unmapped=unmapped
-        )
-        counts.read = len(page.rows) + len(page.deleted_ids)
+        deadline = self.clock.monotonic() + self.options.job_seconds
+        cursor = watermark.cursor
+        retry_rows: list[dict[str, Any]] | None = None
+        commit: asyncio.Task[Watermark] | None = None
+        try:
+            while True:
+                try:
+                    page = await self.source.read_page(spec, cursor, self.options.page_size)
+                except DeltaTokenExpiredError as expired:
+                    if commit is not None:
+                        await commit
+                    return await self._restart_after_expiry(job, stream, expired, context)
+                next_cursor = page.next_link or page.delta_link
+                if next_cursor is None:
+                    raise FatalError(
+                        f"Dataverse returned neither a next link nor a delta link for "
+                        f"{spec.entity_set}: is change tracking enabled for this table?",
+                        system="dynamics",
+                    )
+                unmapped = {str(row[spec.primary_key]) for row in page.rows} if fresh else set()
+                if retry_rows is None:  # once per job: a later page would find them again
+                    retry_rows = await self._rows_due_for_retry(stream)
+                else:
+                    retry_rows = []
+                counts, records = await self._process(
+                    stream, [*page.rows, *retry_rows], page.deleted_ids, unmapped=unmapped
+                )
+                counts.read = len(page.rows) + len(page.deleted_ids)
+                if commit is not None:
+                    await commit  # pages commit in order
+                commit = asyncio.create_task(
+                    self._commit_page(
+                        stream,
+                        watermark,
+                        counts,
+                        records,
+                        cursor=next_cursor,
+                        last=page.next_link is None,
+                        total=total,
+                        fresh=fresh,
+                        context=context,
+                    )
+                )
+                total = None
+                if page.next_link is None or self.clock.monotonic() >= deadline:
+                    break
+                cursor = page.next_link
+            committed = await commit
+        except BaseException as error:
+            if commit is not None and not commit.done():
+                # The page before has been written to Marketo: let its commit finish (or fail:
+                # then it is replayed) rather than abandon it.
+                await asyncio.wait({commit})
+            if commit is not None and commit.done() and not commit.cancelled():
+                failure = commit.exception()
+                if failure is not None and failure is not error:
+                    log.warning("committing a page failed too: %s", failure, extra=context)
+            raise
 
-        if page.next_link is None and watermark.resync:
+        if page.next_link is not None:
+            await self.queue.enqueue(job.continuation(sequence=committed.sequence))
+            return JobOutcome.ADVANCED
+        if watermark.phase is Phase.INITIAL:
+            await self._kick_dependents(stream)
+        return JobOutcome.CAUGHT_UP
+
+    async def _commit_page(
+        self,
+        stream: StreamId,
+        watermark: Watermark,
+        counts: PageCounts,
+        records: PageRecords,
+        *,
+        cursor: str,
+        last: bool,
+        total: int | None,
+        fresh: bool,
+        context: dict[str, str],
+    ) -> Watermark:
+        """Store a page's mappings and errors, then advance the watermark past it.
+
+        Runs while the job reads and writes the next page: the page's Marketo writes are done,
+        and nothing in the next page depends on these rows (a full or delta read returns each
+        record once). The watermark moves only after everything of the page is stored
+        (invariant 1); pages commit in order.
+        """
+        await self._record(stream, records)
+        if last and watermark.resync:
             counts.deleted += await self._sweep_after_resync(stream)
-
-        cursor = page.next_link or page.delta_link
-        if cursor is None:
-            raise FatalError(
-                f"Dataverse returned neither a next link nor a delta link for {spec.entity_set}: "
-                "is change tracking enabled for this table?",
-                system="dynamics",
-            )
-        finished_initial = page.next_link is None and watermark.phase is Phase.INITIAL
         committed = await self._db(
             self.store.watermarks.advance,
             stream,
@@ -211,10 +299,10 @@ class SyncEngine:
                 skipped=counts.unchanged + counts.filtered + counts.held,
                 failed=counts.failed,
             ),
-            phase=Phase.INCREMENTAL if page.next_link is None else None,
+            phase=Phase.INCREMENTAL if last else None,
             total_expected=total,
-            status=_status_note(page.next_link is not None, watermark.phase),
-            finish=page.next_link is None,
+            status=_status_note(not last, watermark.phase),
+            finish=last,
             fresh_copy=fresh,
         )
         log.info(
@@ -230,12 +318,7 @@ class SyncEngine:
             counts.failed,
             extra=context,
         )
-        if page.next_link is not None:
-            await self.queue.enqueue(job.continuation(sequence=committed.sequence))
-            return JobOutcome.ADVANCED
-        if finished_initial:
-            await self._kick_dependents(stream)
-        return JobOutcome.CAUGHT_UP
+        return committed
 
     # --- processing one page ---------------------------------------------------------------
 
@@ -246,9 +329,10 @@ class SyncEngine:
         deleted_ids: Sequence[str],
         *,
         unmapped: Set[str] = frozenset(),
-    ) -> PageCounts:
-        """Transform, plan and write ``rows`` and ``deleted_ids``; ``unmapped`` names ids known
-        to have no ID mapping (their mapping read is skipped, see :meth:`_fresh_copy`)."""
+    ) -> tuple[PageCounts, PageRecords]:
+        """Transform, plan and write ``rows`` and ``deleted_ids`` to Marketo; what is to be
+        stored about them comes back for :meth:`_record`. ``unmapped`` names ids known to have
+        no ID mapping (their mapping read is skipped, see :meth:`_fresh_copy`)."""
         spec = self.config.entity[stream.entity]
         counts = PageCounts()
         index = await build_link_index(
@@ -279,16 +363,17 @@ class SyncEngine:
         lowered = [_lower_id(p) for p in prepared]
         plan = plan_page(lowered, [i.lower() for i in deleted_ids], views)
         versions = {str(row[spec.primary_key]).lower(): _version(row) for row in rows}
-        await self._write(stream, plan, versions, counts)
-        return counts
+        records = await self._deliver(stream, plan, versions, counts)
+        return counts, records
 
-    async def _write(
+    async def _deliver(
         self,
         stream: StreamId,
         plan: Plan,
         versions: Mapping[str, str | None],
         counts: PageCounts,
-    ) -> None:
+    ) -> PageRecords:
+        """Send the plan's writes to Marketo; count the outcomes and say what to store."""
         spec = self.config.entity[stream.entity]
         transformer = await self._transformer(stream.entity)
         by_id = spec.updates_by_marketo_id
@@ -408,11 +493,6 @@ class SyncEngine:
         counts.unchanged += len(plan.unchanged)
         counts.held += len(plan.held)
 
-        await self._db(self.store.mappings.put_many, new_mappings)
-        if changes:
-            await self._db(
-                self.store.mappings.update_many, stream.instance_id, stream.entity, changes
-            )
         held_failures = [
             FailedRecord(
                 stream=stream,
@@ -423,17 +503,26 @@ class SyncEngine:
             )
             for item in plan.held
         ]
-        if failures:
-            await self._db(self.store.errors.record_many, failures)
-        await self._remember_pending(stream, pending, held_failures)
         still_pending = set(pending)
         resolved = [
             *(i for i in succeeded if i not in still_pending),
             *plan.unchanged,
             *plan.filtered,
         ]
-        if resolved:
-            await self._db(self.store.errors.resolve, stream, resolved)
+        return PageRecords(new_mappings, changes, failures, pending, held_failures, resolved)
+
+    async def _record(self, stream: StreamId, records: PageRecords) -> None:
+        """Store what a page's writes taught: mappings, failures, pending links, resolutions."""
+        await self._db(self.store.mappings.put_many, records.new_mappings)
+        if records.changes:
+            await self._db(
+                self.store.mappings.update_many, stream.instance_id, stream.entity, records.changes
+            )
+        if records.failures:
+            await self._db(self.store.errors.record_many, records.failures)
+        await self._remember_pending(stream, records.pending, records.held)
+        if records.resolved:
+            await self._db(self.store.errors.resolve, stream, records.resolved)
 
     async def _send(
         self,
@@ -524,7 +613,8 @@ class SyncEngine:
             stream,
             len(gone),
         )
-        counts = await self._process(stream, [], gone)
+        counts, records = await self._process(stream, [], gone)
+        await self._record(stream, records)
         return counts.deleted
 
     async def _fresh_copy(self, stream: StreamId, watermark: Watermark) -> bool:
