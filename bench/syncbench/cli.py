@@ -63,6 +63,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--changes", type=int, default=200, help="0 skips the latency phase")
     parser.add_argument("--change-minutes", type=float, default=5.0)
     parser.add_argument("--timeout", type=float, default=900.0, help="initial sync limit (s)")
+    parser.add_argument(
+        "--steady-contacts",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run an initial sync of N contacts on a fresh stack (more than one 20 s "
+        "window of Marketo calls), without the latency phase; 0 skips it",
+    )
     parser.add_argument("--skip-emulator-bench", action="store_true")
     parser.add_argument("--skip-governor-bench", action="store_true")
     parser.add_argument("--governor-seconds", type=float, default=70.0)
@@ -147,7 +155,10 @@ def latency_figures(latency: LatencyResult, initial: InitialResult) -> dict[str,
         "span_seconds": latency.span_seconds,
         "missing": latency.missing,
         "marketo_calls": report.subtract(latency.marketo_usage, initial.marketo_usage),
-        "dynamics_calls": report.subtract(latency.dynamics_requests, initial.dynamics_requests),
+        "dynamics_calls": report.subtract(
+            {k: v for k, v in latency.dynamics_requests.items() if k != "by_path"},
+            initial.dynamics_requests,
+        ),
     }
     if values:
         found.update(
@@ -161,17 +172,65 @@ def latency_figures(latency: LatencyResult, initial: InitialResult) -> dict[str,
     return found
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Every phase; returns the assembled (unfinished) result."""
-    accounts = args.accounts if args.accounts is not None else max(1, args.contacts // 10)
-    plan = SeedPlan(
-        contacts=args.contacts,
+def seed_plan(args: argparse.Namespace, contacts: int) -> SeedPlan:
+    """What to seed for ``contacts`` contacts (accounts a tenth unless given)."""
+    accounts = args.accounts if args.accounts is not None else max(1, contacts // 10)
+    return SeedPlan(
+        contacts=contacts,
         accounts=accounts,
         users=args.users,
         teams=args.teams,
         seed=args.seed,
         bad_data_share=args.bad_data_share,
     )
+
+
+def run_scenario(
+    plan: SeedPlan, args: argparse.Namespace, *, latency_changes: int, log_name: str
+) -> dict[str, Any]:
+    """One fresh stack and host: the initial sync, then (if asked) the latency phase."""
+    found: dict[str, Any] = {}
+    print(f"seeding {plan.contacts:,} contacts and {plan.accounts:,} accounts ...", flush=True)
+    with (
+        tempfile.TemporaryDirectory(prefix="dmsync-bench-") as folder,
+        running_stack(plan) as stack,
+    ):
+        print(f"seeded: {stack.rows} (eligible {stack.eligible})", flush=True)
+        wait_for_boundary(HOST_LEAD_SECONDS)
+        services = children_by_role(os.getpid(), SERVICE_ROLES)
+        host = HostProcess(stack.app_settings(), Path(folder), LOG_DIR / log_name, others=services)
+        try:
+            print("host started; waiting for the first tick and the initial sync ...", flush=True)
+            profiler = host.start_profiler(args.profile) if args.profile else None
+            try:
+                initial = run_initial(stack, host, args.timeout)
+            finally:
+                if profiler is not None:
+                    host.stop_profiler(profiler)
+            found["initial_sync"] = initial_figures(stack, initial)
+            section = found["initial_sync"]
+            print(
+                f"initial sync: {section['records']:,} records in {section['seconds']:.1f} s, "
+                f"{section['records_per_second']:,.0f}/s, {section['cpu_us_per_record']:.0f} µs "
+                f"CPU/record, peak {section['peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
+            if latency_changes:
+                print(
+                    f"latency: {latency_changes} changes over {args.change_minutes:g} min ...",
+                    flush=True,
+                )
+                latency = run_latency(stack, latency_changes, args.change_minutes * 60, args.seed)
+                found["incremental_latency"] = latency_figures(latency, initial)
+            found["host_peak_rss_mb_whole_run"] = round(host.peak_rss_kb() / 1024, 1)
+        finally:
+            found["host_exit_status"] = host.stop()
+    return found
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Every phase; returns the assembled (unfinished) result."""
+    plan = seed_plan(args, args.contacts)
     result: dict[str, Any] = {
         "parameters": {
             "contacts": plan.contacts,
@@ -182,52 +241,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "seed": plan.seed,
             "changes": args.changes,
             "change_minutes": args.change_minutes,
+            "steady_contacts": args.steady_contacts,
             "mapping": "bench/syncbench/contacts_accounts.toml (systemuser, team, account, "
             "contact as in the default mapping)",
             "marketo_limits": "emulator defaults: 100 calls / 20 s, 10 concurrent, 50,000 a day",
             "governor": "MARKETO_CALLS_PER_20S=100, MARKETO_MAX_CONCURRENCY=5 (default)",
+            "page_size": 5000,
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         }
     }
     started = time.monotonic()
-    print(f"seeding {plan.contacts:,} contacts and {plan.accounts:,} accounts ...", flush=True)
-    with (
-        tempfile.TemporaryDirectory(prefix="dmsync-bench-") as folder,
-        running_stack(plan) as stack,
-    ):
-        print(f"seeded: {stack.rows} (eligible {stack.eligible})", flush=True)
-        wait_for_boundary(HOST_LEAD_SECONDS)
-        services = children_by_role(os.getpid(), SERVICE_ROLES)
-        host = HostProcess(
-            stack.app_settings(), Path(folder), LOG_DIR / "host.log.tmp", others=services
+    result.update(run_scenario(plan, args, latency_changes=args.changes, log_name="host.log.tmp"))
+    if args.steady_contacts:
+        print("larger run, for the steady state ...", flush=True)
+        steady = run_scenario(
+            seed_plan(args, args.steady_contacts),
+            args,
+            latency_changes=0,
+            log_name="host-steady.log.tmp",
         )
-        try:
-            print("host started; waiting for the first tick and the initial sync ...", flush=True)
-            profiler = host.start_profiler(args.profile) if args.profile else None
-            try:
-                initial = run_initial(stack, host, args.timeout)
-            finally:
-                if profiler is not None:
-                    host.stop_profiler(profiler)
-            result["initial_sync"] = initial_figures(stack, initial)
-            section = result["initial_sync"]
-            print(
-                f"initial sync: {section['records']:,} records in {section['seconds']:.1f} s, "
-                f"{section['records_per_second']:,.0f}/s, {section['cpu_us_per_record']:.0f} µs "
-                f"CPU/record, peak {section['peak_rss_mb']:.0f} MB",
-                flush=True,
-            )
-            if args.changes:
-                print(
-                    f"latency: {args.changes} changes over {args.change_minutes:g} min ...",
-                    flush=True,
-                )
-                latency = run_latency(stack, args.changes, args.change_minutes * 60, args.seed)
-                result["incremental_latency"] = latency_figures(latency, initial)
-            result["host_peak_rss_mb_whole_run"] = round(host.peak_rss_kb() / 1024, 1)
-        finally:
-            status = host.stop()
-        result["host_exit_status"] = status
+        result["steady_state"] = steady["initial_sync"]
     if not args.skip_emulator_bench:
         print("Dataverse emulator benchmark ...", flush=True)
         result["dynamics_emulator_bench"] = run_script("dynamics_emulator_bench.py")

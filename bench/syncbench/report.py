@@ -249,6 +249,31 @@ def table(result: dict[str, Any]) -> str:
             verdict("peak_memory_mb"),
         ),
     ]
+    processes = initial.get("cpu_seconds_by_process", {})
+    if processes:
+        rows.append(
+            (
+                "CPU during the initial sync",
+                ", ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in processes.items())
+                + f" (of {initial['seconds'] * (result['machine']['cpus'] or 1):.0f} s on "
+                f"{result['machine']['cpus']} cores)",
+                "",
+                "",
+            )
+        )
+    steady = result.get("steady_state")
+    if steady:
+        rows.append(
+            (
+                f"larger run: {steady['records']:,} records",
+                f"{steady['seconds']:.1f} s, {steady['records_per_second']:,.0f}/s "
+                f"({steady['share_of_steady_bound']:.0%} of 1,500/s), "
+                f"{steady['cpu_us_per_record']:.0f} µs CPU/record, Marketo calls "
+                f"×{steady['marketo']['ratio_to_ideal']:.3f} of ideal",
+                "(information)",
+                "",
+            )
+        )
     latency = result.get("incremental_latency")
     if latency and "latency_p95_seconds" in checks:
         rows.append(
