@@ -42,7 +42,7 @@ from shared.state.streams import StreamId
 from shared.state.sync_errors import FailedRecord
 from shared.state.watermarks import Phase, RunCounts, Watermark
 from shared.sync.config import EntitySpec, SyncConfig
-from shared.sync.links import build_link_index
+from shared.sync.links import JobLinkMemory, build_link_index
 from shared.sync.order import dependents_of
 from shared.sync.plan import MappingView, Plan, plan_page
 from shared.sync.ports import PageCounts, Source, Target, WriteMode, WriteOutcome, WriteStatus
@@ -201,6 +201,10 @@ class SyncEngine:
         fresh = await self._fresh_copy(stream, watermark)
         deadline = self.clock.monotonic() + self.options.job_seconds
         cursor = watermark.cursor
+        memory = self._link_memory(stream)
+        # An entity linking to itself (a parent account, say) needs the page before committed
+        # first: its rows may point at records that page just created.
+        self_linked = any(stream.entity in link.entities for link in spec.links.values())
         retry_rows: list[dict[str, Any]] | None = None
         commit: asyncio.Task[Watermark] | None = None
         try:
@@ -223,8 +227,14 @@ class SyncEngine:
                     retry_rows = await self._rows_due_for_retry(stream)
                 else:
                     retry_rows = []
+                if self_linked and commit is not None:
+                    await commit
                 counts, records = await self._process(
-                    stream, [*page.rows, *retry_rows], page.deleted_ids, unmapped=unmapped
+                    stream,
+                    [*page.rows, *retry_rows],
+                    page.deleted_ids,
+                    unmapped=unmapped,
+                    links=memory,
                 )
                 counts.read = len(page.rows) + len(page.deleted_ids)
                 if commit is not None:
@@ -329,18 +339,17 @@ class SyncEngine:
         deleted_ids: Sequence[str],
         *,
         unmapped: Set[str] = frozenset(),
+        links: JobLinkMemory | None = None,
     ) -> tuple[PageCounts, PageRecords]:
         """Transform, plan and write ``rows`` and ``deleted_ids`` to Marketo; what is to be
         stored about them comes back for :meth:`_record`. ``unmapped`` names ids known to have
-        no ID mapping (their mapping read is skipped, see :meth:`_fresh_copy`)."""
+        no ID mapping (their mapping read is skipped, see :meth:`_fresh_copy`); ``links`` is
+        the job's memory of link targets (a new one if not given)."""
         spec = self.config.entity[stream.entity]
         counts = PageCounts()
+        memory = links or self._link_memory(stream)
         index = await build_link_index(
-            self.config,
-            stream.entity,
-            rows,
-            lambda entity, ids: self._mapping_lookup(stream.instance_id, entity, ids),
-            lambda entity, ids: self.source.filter_states(self.config.entity[entity], ids),
+            self.config, stream.entity, rows, memory.lookup, memory.probe
         )
         transformer = await self._transformer(stream.entity)
         resolve = index.resolver()
@@ -661,6 +670,14 @@ class SyncEngine:
             )
 
     # --- helpers ---------------------------------------------------------------------------
+
+    def _link_memory(self, stream: StreamId) -> JobLinkMemory:
+        """A new memory of link targets for one job of ``stream``."""
+        return JobLinkMemory(
+            stream.entity,
+            lambda entity, ids: self._mapping_lookup(stream.instance_id, entity, ids),
+            lambda entity, ids: self.source.filter_states(self.config.entity[entity], ids),
+        )
 
     async def _mapping_lookup(
         self, instance_id: str, entity: str, ids: Sequence[str]

@@ -95,3 +95,47 @@ async def build_link_index(
             if allowed:
                 index.pending.add((target_entity, dynamics_id.lower()))
     return index
+
+
+class JobLinkMemory:
+    """What one job learned about link targets, reused by its later pages.
+
+    A job goes on for up to ``job_seconds`` of pages, and the pages of one stream point at
+    much the same targets (a page of 5,000 contacts links to about 1,700 accounts and a few
+    dozen owners), so the mapping and Dataverse are asked once per job instead of once per
+    page. An answer is at most a job old: the same kind of staleness a page already has between
+    its lookup and its write, and just as harmless (a target that reached Marketo meanwhile is
+    treated as pending, and its link is sent again later). Targets of the stream's own entity
+    are never remembered: its own pages create them.
+    """
+
+    def __init__(self, own_entity: str, lookup: MappingLookup, probe: ExistenceProbe) -> None:
+        self._own_entity = own_entity
+        self._lookup = lookup
+        self._probe = probe
+        self._mapped: dict[tuple[str, str], tuple[str, bool] | None] = {}
+        self._probed: dict[tuple[str, str], bool | None] = {}
+
+    async def lookup(self, entity: str, ids: Sequence[str]) -> Mapping[str, tuple[str, bool]]:
+        """As :data:`MappingLookup`, asking only about ids not asked about before."""
+        if entity == self._own_entity:
+            return await self._lookup(entity, ids)
+        fresh = [i for i in ids if (entity, i.lower()) not in self._mapped]
+        if fresh:
+            found = {k.lower(): v for k, v in (await self._lookup(entity, fresh)).items()}
+            for target in fresh:
+                self._mapped[(entity, target.lower())] = found.get(target.lower())
+        known = ((i.lower(), self._mapped[(entity, i.lower())]) for i in ids)
+        return {target: state for target, state in known if state is not None}
+
+    async def probe(self, entity: str, ids: Sequence[str]) -> Mapping[str, bool]:
+        """As :data:`ExistenceProbe`, asking only about ids not asked about before."""
+        if entity == self._own_entity:
+            return await self._probe(entity, ids)
+        fresh = [i for i in ids if (entity, i.lower()) not in self._probed]
+        if fresh:
+            found = {k.lower(): v for k, v in (await self._probe(entity, fresh)).items()}
+            for target in fresh:
+                self._probed[(entity, target.lower())] = found.get(target.lower())
+        known = ((i.lower(), self._probed[(entity, i.lower())]) for i in ids)
+        return {target: allowed for target, allowed in known if allowed is not None}

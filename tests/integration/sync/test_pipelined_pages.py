@@ -94,6 +94,16 @@ async def test_the_next_page_goes_to_marketo_while_the_last_page_commits(
             return put_many(items)
 
         mappings.put_many = blocking_put_many  # type: ignore[method-assign]
+        link_states = mappings.link_states
+        account_ids_asked: list[str] = []
+
+        def counting_link_states(instance_id: str, entity: str, ids: Any) -> Any:
+            ids = list(ids)
+            if entity == "account":
+                account_ids_asked.extend(ids)
+            return link_states(instance_id, entity, ids)
+
+        mappings.link_states = counting_link_states  # type: ignore[method-assign]
         await caught_up(sync)
 
         assert overlapped == [True]
@@ -109,6 +119,13 @@ async def test_the_next_page_goes_to_marketo_while_the_last_page_commits(
         stored = mappings.list_entity(sync.instance_id, "contact")
         assert {m.dynamics_id for m in stored} == contacts
         assert sync.watermark("contact").counts.read == len(contacts)
+        # the one contact job asked about each linked account once, not once per page
+        linked = {
+            c["_parentcustomerid_value"].lower()
+            for c in dyn.control.records("contact")
+            if c.get("_parentcustomerid_value")
+        }
+        assert sorted(i.lower() for i in account_ids_asked) == sorted(linked)
 
 
 async def test_a_job_hands_over_to_its_continuation_after_its_time(
