@@ -247,6 +247,7 @@ def reset(watermark: Watermark, *, now: datetime, status: str = "") -> Watermark
         status=truncate(status, MAX_ERROR_CHARS),
         updated_at=now,
         run_open=True,
+        resync=True,
     )
 
 

@@ -20,6 +20,7 @@ mapping, so the replay finds what the first attempt wrote and creates nothing tw
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,15 +29,15 @@ from enum import StrEnum
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from shared.clock import SYSTEM_CLOCK, Clock
-from shared.errors import DeltaTokenExpiredError, FatalError
+from shared.errors import ConcurrencyConflict, DeltaTokenExpiredError, FatalError
 from shared.jobs import Direction, SyncJob
 from shared.state.instances import InstanceStatus
-from shared.state.leases import StreamLeaseHeldError
+from shared.state.leases import Lease, StreamLeaseHeldError
 from shared.state.mappings import IdMapping, MappingUpdate, SyncFilter
 from shared.state.store import StateStore
 from shared.state.streams import StreamId
 from shared.state.sync_errors import FailedRecord
-from shared.state.watermarks import Phase, RunCounts
+from shared.state.watermarks import Phase, RunCounts, Watermark
 from shared.sync.config import EntitySpec, SyncConfig
 from shared.sync.links import build_link_index
 from shared.sync.order import dependents_of
@@ -89,7 +90,10 @@ class EngineOptions:
 
     page_size: int = 5000
     """Dataverse's maximum page (reference §2)."""
-    lease_duration: timedelta = timedelta(minutes=10)
+    lease_duration: timedelta = timedelta(minutes=3)
+    """Renewed every third of itself while a job runs, so it only lapses when the worker dies;
+    shorter than the queue message's own lease (10 min), so a killed worker's stream is free
+    again before its message reappears."""
     retry_batch: int = 500
     """Most earlier failures retried per job."""
     run_stale_after: timedelta = timedelta(minutes=15)
@@ -145,10 +149,29 @@ class SyncEngine:
         except StreamLeaseHeldError as busy:
             log.info("stream %s is busy (%s); job dropped", stream, busy, extra=context)
             return JobOutcome.BUSY
+        holder = _LeaseHolder(lease)
+        renewal = asyncio.create_task(self._keep_renewed(holder, context))
         try:
             return await self._run_locked(job, stream, context)
         finally:
-            await self._db(self.store.leases.release, lease)
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal
+            if not holder.lost:
+                await self._db(self.store.leases.release, holder.lease)
+
+    async def _keep_renewed(self, holder: _LeaseHolder, context: dict[str, str]) -> None:
+        """Renew the stream lease every third of its length while the job runs."""
+        interval = self.options.lease_duration.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)  # real time: the lease guards against real deaths
+            try:
+                holder.lease = await self._db(self.store.leases.renew, holder.lease)
+            except ConcurrencyConflict:
+                holder.lost = True
+                log.warning("the stream lease was lost; the watermark commit will tell",
+                            extra=context)  # fmt: skip
+                return
 
     async def _run_locked(
         self, job: SyncJob, stream: StreamId, context: dict[str, str]
@@ -209,7 +232,7 @@ class SyncEngine:
             ),
             phase=Phase.INCREMENTAL if page.next_link is None else None,
             total_expected=total,
-            status=_status_note(page.next_link is not None, watermark.phase),
+            status=_status_note(page.next_link is not None, watermark),
             finish=page.next_link is None,
         )
         log.info(
@@ -566,6 +589,14 @@ class SyncEngine:
         return await asyncio.to_thread(fn, *args, **kwargs)
 
 
+@dataclass
+class _LeaseHolder:
+    """The current (renewed) lease of a running job."""
+
+    lease: Lease
+    lost: bool = False
+
+
 def _lower_id(item: Prepared) -> Prepared:
     item.dynamics_id = item.dynamics_id.lower()
     return item
@@ -580,7 +611,13 @@ def _marketo_int(marketo_id: str) -> int | str:
     return int(marketo_id) if marketo_id.isdigit() else marketo_id
 
 
-def _status_note(more: bool, phase: Phase) -> str:
-    if phase is Phase.INITIAL:
+def _status_note(more: bool, watermark: Watermark) -> str:
+    if watermark.phase is Phase.INITIAL and watermark.resync:
+        return (
+            "full resync in progress (the delta token had expired)"
+            if more
+            else "full resync complete (the delta token had expired); up to date"
+        )
+    if watermark.phase is Phase.INITIAL:
         return "initial sync in progress" if more else "initial sync complete"
     return "catching up" if more else "up to date"

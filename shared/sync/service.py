@@ -16,9 +16,11 @@ from datetime import timedelta
 
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.dynamics.client import DynamicsClient
+from shared.dynamics.transport import DEFAULT_RETRY_POLICY
 from shared.jobs import SYNC_JOBS_QUEUE, SyncJob
 from shared.marketo.client import MarketoClient
 from shared.marketo.governor import Governor
+from shared.retry import RetryPolicy
 from shared.settings import DynamicsSettings, MarketoSettings, StorageSettings, SyncSettings, load
 from shared.state.store import StateStore
 from shared.state.sync_errors import ErrorRetryPolicy
@@ -62,6 +64,8 @@ async def build_runtime(
     queue_name: str = SYNC_JOBS_QUEUE,
     clock: Clock = SYSTEM_CLOCK,
     governor: Governor | None = None,
+    dynamics_retry: RetryPolicy | None = None,
+    marketo_clock: Clock | None = None,
 ) -> Runtime:
     """Load and validate every setting, connect, and check the mapping against both schemas.
 
@@ -72,6 +76,8 @@ async def build_runtime(
         clock: the time source for state and scheduling (the API clients keep real time:
             token lifetimes and rate windows are real).
         governor: a Marketo governor to use instead of the process-wide one.
+        dynamics_retry: the Dataverse client's retry bounds (default: the client's own).
+        marketo_clock: the Marketo client's clock for tokens and backoff (default: real time).
 
     Raises:
         ConfigurationError: naming the setting, file, entity or field at fault.
@@ -94,8 +100,14 @@ async def build_runtime(
     # REQUESTS_CA_BUNDLE is what MSAL (azure-identity) trusts; the Web API calls trust the same
     # bundle so that a private CA (the local emulator's) works for both.
     ca_bundle = env.get("REQUESTS_CA_BUNDLE")
-    dynamics = DynamicsClient(dynamics_settings, verify=ca_bundle or True)
-    marketo = MarketoClient(marketo_settings, governor=governor)
+    dynamics = DynamicsClient(
+        dynamics_settings,
+        verify=ca_bundle or True,
+        retry_policy=dynamics_retry or DEFAULT_RETRY_POLICY,
+    )
+    marketo = MarketoClient(
+        marketo_settings, governor=governor, clock=marketo_clock or SYSTEM_CLOCK
+    )
     try:
         await check_schemas(config, dynamics, marketo)
     except BaseException:

@@ -24,6 +24,7 @@ from emulators.marketo.runner import RunningMarketo
 from shared.clock import ManualClock
 from shared.jobs import SyncJob, parse_job
 from shared.marketo.governor import Governor, Limits
+from shared.retry import RetryPolicy
 from shared.settings import MarketoSettings, load
 from shared.state.streams import StreamId
 from shared.state.watermarks import Phase
@@ -170,18 +171,36 @@ class SyncHarness:
 
 @asynccontextmanager
 async def sync_harness(
-    azurite: AzuriteInstance, dyn: EmulatorHandle, mkto: RunningMarketo, **settings: str
+    azurite: AzuriteInstance,
+    dyn: EmulatorHandle,
+    mkto: RunningMarketo,
+    *,
+    fast_retries: bool = False,
+    **settings: str,
 ):  # type: ignore[no-untyped-def]
-    """A harness on a fresh table prefix and queue; everything is closed afterwards."""
+    """A harness on a fresh table prefix and queue; everything is closed afterwards.
+
+    ``fast_retries`` makes the clients' waits instant (Marketo on a manual clock, Dataverse
+    backoff in milliseconds) for tests that inject many faults; the limits they honour stay.
+    """
     suffix = uuid.uuid4().hex[:10]
     environ = sync_environment(azurite, dyn, mkto, **settings)
     clock = ManualClock()
-    governor = Governor(Limits.from_settings(load(MarketoSettings, environ)))
+    api_clock = ManualClock() if fast_retries else None
+    limits = Limits.from_settings(load(MarketoSettings, environ))
+    governor = Governor(limits, clock=api_clock) if api_clock else Governor(limits)
     queue_name = f"jobs-{suffix}"
     runtime = await build_runtime(
-        environ, table_prefix=f"t{suffix}", queue_name=queue_name, clock=clock, governor=governor
+        environ,
+        table_prefix=f"t{suffix}",
+        queue_name=queue_name,
+        clock=clock,
+        governor=governor,
+        marketo_clock=api_clock,
+        dynamics_retry=RetryPolicy(base_delay=0.01, max_delay=0.05) if fast_retries else None,
     )
     queue = QueueClient.from_connection_string(azurite.connection_string, queue_name)
+    queue.create_queue()
     try:
         yield SyncHarness(runtime, queue, clock)
     finally:
