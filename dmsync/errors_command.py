@@ -20,7 +20,7 @@ from dmsync.state_cli import (
 )
 from shared.clock import SYSTEM_CLOCK
 from shared.errors import ConfigurationError
-from shared.state.sync_errors import SyncError
+from shared.state.sync_errors import PENDING_CODE, SyncError
 
 _HEADERS = (
     "LAST SEEN",
@@ -45,6 +45,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", help="errors last seen before: 30m, 2h, 7d or an ISO time")
     parser.add_argument("--all", action="store_true", help="include resolved errors")
     parser.add_argument(
+        "--pending",
+        action="store_true",
+        help="list the records waiting for a linked record to reach Marketo instead",
+    )
+    parser.add_argument(
         "--limit", type=int, default=200, help="show at most this many (default 200)"
     )
 
@@ -66,12 +71,20 @@ def run(args: argparse.Namespace) -> int:
         include_resolved=args.all,
         limit=args.limit,
     )
+    waiting = [e for e in errors if e.code == PENDING_CODE]
+    errors = waiting if args.pending else [e for e in errors if e.code != PENDING_CODE]
+    what = "records waiting for a dependency" if args.pending else "sync errors"
     if args.json:
         print_json([_as_json(e) for e in errors])
     elif errors:
         print(render_table(_HEADERS, [_row(e) for e in errors]))
     else:
-        print(f"no {'' if args.all else 'open '}sync errors for {args.instance_id}")
+        print(f"no {'' if args.all else 'open '}{what} for {args.instance_id}")
+    if not args.json and not args.pending and waiting:
+        print(
+            f"({len(waiting)} records wait for a linked record to reach Marketo; "
+            "they are not errors: --pending lists them)"
+        )
     return 0
 
 

@@ -26,6 +26,7 @@ from shared.state.keys import encode_component, prefix_range, split_key
 from shared.state.properties import utc
 from shared.state.streams import StreamId
 from shared.state.sync_errors import (
+    PENDING_CODE,
     ErrorRetryPolicy,
     FailedRecord,
     SyncError,
@@ -245,17 +246,27 @@ class SyncErrorStore:
         return errors[:limit] if limit is not None else errors
 
     def count_open(self, instance_id: str) -> dict[StreamId, int]:
-        """Unresolved errors per stream of an instance."""
+        """Unresolved errors per stream of an instance (records waiting for a dependency are
+        not errors: see :meth:`count_open_by_kind`)."""
+        return {stream: n for stream, (n, _) in self.count_open_by_kind(instance_id).items() if n}
+
+    def count_open_by_kind(self, instance_id: str) -> dict[StreamId, tuple[int, int]]:
+        """Per stream: ``(open errors, records waiting for a dependency)``; one query."""
         query = odata.all_of(
             odata.compare("PartitionKey", "eq", odata.string(encode_component(instance_id))),
             odata.compare("resolved", "eq", odata.boolean(False)),
         )
-        counts: dict[StreamId, int] = {}
+        counts: dict[StreamId, tuple[int, int]] = {}
         with storage_errors(f"counting sync errors of {instance_id}"):
-            for row in self._client().query_entities(query, select=["RowKey"]):
+            for row in self._client().query_entities(query, select=["RowKey", "code"]):
                 entity, direction = split_key(row["RowKey"])[:2]
                 stream = StreamId(instance_id, entity, Direction(direction))
-                counts[stream] = counts.get(stream, 0) + 1
+                errors, pending = counts.get(stream, (0, 0))
+                if row.get("code") == PENDING_CODE:
+                    pending += 1
+                else:
+                    errors += 1
+                counts[stream] = (errors, pending)
         return counts
 
     # --- plumbing -------------------------------------------------------------------------

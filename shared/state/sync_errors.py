@@ -66,6 +66,11 @@ class ErrorRetryPolicy:
         return now + timedelta(seconds=backoff_delay(attempts, policy))
 
 
+PENDING_CODE = "DEPENDENCY_PENDING"
+"""Not a failure: a record whose linked record (its company, owner, opportunity) has not reached
+Marketo yet. It rides the same retry schedule, but operators see it apart from real errors."""
+
+
 @dataclass(frozen=True)
 class FailedRecord:
     """What the sync reports about one failure."""

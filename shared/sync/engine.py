@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,14 +30,19 @@ from enum import StrEnum
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from shared.clock import SYSTEM_CLOCK, Clock
-from shared.errors import ConcurrencyConflict, DeltaTokenExpiredError, FatalError
+from shared.errors import (
+    ConcurrencyConflict,
+    DeltaTokenExpiredError,
+    FatalError,
+    RetriableError,
+)
 from shared.jobs import Direction, SyncJob
 from shared.state.instances import InstanceStatus
 from shared.state.leases import Lease, StreamLeaseHeldError
 from shared.state.mappings import IdMapping, MappingUpdate, SyncFilter
 from shared.state.store import StateStore
 from shared.state.streams import StreamId
-from shared.state.sync_errors import FailedRecord
+from shared.state.sync_errors import PENDING_CODE, FailedRecord
 from shared.state.watermarks import Phase, RunCounts, Watermark
 from shared.sync.config import EntitySpec, SyncConfig
 from shared.sync.links import build_link_index
@@ -44,6 +50,9 @@ from shared.sync.order import dependents_of
 from shared.sync.plan import MappingView, Plan, plan_page
 from shared.sync.ports import PageCounts, Source, Target, WriteMode, WriteOutcome, WriteStatus
 from shared.sync.transform import Prepared, RowTransformer
+from shared.telemetry.metrics import SyncTelemetry
+from shared.telemetry.names import JobOutcome as TelemetryJobOutcome
+from shared.telemetry.names import RecordOutcome
 
 log = logging.getLogger("dmsync.sync")
 
@@ -113,6 +122,7 @@ class SyncEngine:
         queue: JobQueue,
         clock: Clock = SYSTEM_CLOCK,
         options: EngineOptions | None = None,
+        telemetry: SyncTelemetry | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -121,13 +131,52 @@ class SyncEngine:
         self.queue = queue
         self.clock = clock
         self.options = options or EngineOptions()
+        self.telemetry = telemetry or SyncTelemetry()
         self._transformers: dict[str, RowTransformer] = {}
         self._depends = {name: spec.depends_on for name, spec in config.entity.items()}
 
     # --- the job ---------------------------------------------------------------------------
 
     async def run_job(self, job: SyncJob) -> JobOutcome:
-        """Advance ``job``'s stream by one page (see the module docstring)."""
+        """Advance ``job``'s stream by one page (see the module docstring).
+
+        Emits the job's duration and outcome, and its records read, written, skipped and
+        failed (per error code), as metrics; failures propagate after being counted.
+        """
+        started = time.monotonic()
+        counts = PageCounts()
+        try:
+            outcome = await self._run(job, counts)
+        except Exception as failure:
+            kind = (
+                TelemetryJobOutcome.RETRY
+                if isinstance(failure, RetriableError)
+                else (TelemetryJobOutcome.FAILED)
+            )
+            self._emit(job, counts, kind, time.monotonic() - started)
+            raise
+        kind = (
+            TelemetryJobOutcome.CONTINUED
+            if outcome in (JobOutcome.ADVANCED, JobOutcome.RESYNC)
+            else TelemetryJobOutcome.COMPLETED
+        )
+        self._emit(job, counts, kind, time.monotonic() - started)
+        return outcome
+
+    def _emit(
+        self, job: SyncJob, counts: PageCounts, outcome: TelemetryJobOutcome, seconds: float
+    ) -> None:
+        stream = (job.instance_id, job.entity, job.direction)
+        metric = self.telemetry
+        metric.records(*stream, RecordOutcome.READ, counts.read)
+        metric.records(*stream, RecordOutcome.WRITTEN, counts.written)
+        skipped = counts.unchanged + counts.filtered + counts.held + counts.ignored
+        metric.records(*stream, RecordOutcome.SKIPPED, skipped)
+        for code, n in counts.error_codes.items():
+            metric.records(*stream, RecordOutcome.FAILED, n, code=code)
+        metric.job(*stream, outcome, seconds)
+
+    async def _run(self, job: SyncJob, counts: PageCounts) -> JobOutcome:
         if job.direction is not Direction.DYNAMICS_TO_MARKETO:
             raise FatalError(
                 f"job {job.job_id} asks for direction {job.direction.value}; "
@@ -152,7 +201,7 @@ class SyncEngine:
         holder = _LeaseHolder(lease)
         renewal = asyncio.create_task(self._keep_renewed(holder, context))
         try:
-            return await self._run_locked(job, stream, context)
+            return await self._run_locked(job, stream, context, counts)
         finally:
             renewal.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -174,7 +223,7 @@ class SyncEngine:
                 return
 
     async def _run_locked(
-        self, job: SyncJob, stream: StreamId, context: dict[str, str]
+        self, job: SyncJob, stream: StreamId, context: dict[str, str], counts: PageCounts
     ) -> JobOutcome:
         watermark = await self._db(self.store.watermarks.get, stream)
         if job.sequence != watermark.sequence:
@@ -205,7 +254,7 @@ class SyncEngine:
             return await self._restart_after_expiry(job, stream, expired, context)
 
         retry_rows = await self._rows_due_for_retry(stream)
-        counts = await self._process(stream, [*page.rows, *retry_rows], page.deleted_ids)
+        await self._process(stream, [*page.rows, *retry_rows], page.deleted_ids, counts)
         counts.read = len(page.rows) + len(page.deleted_ids)
 
         if page.next_link is None and watermark.resync:
@@ -227,7 +276,7 @@ class SyncEngine:
             counts=RunCounts(
                 read=counts.read,
                 written=counts.written,
-                skipped=counts.unchanged + counts.filtered + counts.held,
+                skipped=counts.unchanged + counts.filtered + counts.held + counts.ignored,
                 failed=counts.failed,
             ),
             phase=Phase.INCREMENTAL if page.next_link is None else None,
@@ -248,6 +297,11 @@ class SyncEngine:
             counts.failed,
             extra=context,
         )
+        if committed.phase is Phase.INITIAL or finished_initial:
+            done, expected = committed.progress
+            self.telemetry.initial_progress(
+                stream.instance_id, stream.entity, done, max(expected or 0, done)
+            )
         if page.next_link is not None:
             await self.queue.enqueue(job.continuation(sequence=committed.sequence))
             return JobOutcome.ADVANCED
@@ -258,10 +312,13 @@ class SyncEngine:
     # --- processing one page ---------------------------------------------------------------
 
     async def _process(
-        self, stream: StreamId, rows: list[dict[str, Any]], deleted_ids: Sequence[str]
+        self,
+        stream: StreamId,
+        rows: list[dict[str, Any]],
+        deleted_ids: Sequence[str],
+        counts: PageCounts,
     ) -> PageCounts:
         spec = self.config.entity[stream.entity]
-        counts = PageCounts()
         index = await build_link_index(
             self.config,
             stream.entity,
@@ -417,6 +474,7 @@ class SyncEngine:
             changes.append(MappingUpdate(dynamics_id=dynamics_id, sync_filter=SyncFilter.NO))
         counts.unchanged += len(plan.unchanged)
         counts.held += len(plan.held)
+        counts.ignored += len(plan.ignored)
 
         await self._db(self.store.mappings.put_many, new_mappings)
         if changes:
@@ -427,7 +485,7 @@ class SyncEngine:
             FailedRecord(
                 stream=stream,
                 operation="hold",
-                code="DEPENDENCY_PENDING",
+                code=PENDING_CODE,
                 message="waiting for " + ", ".join(item.pending_links) + " to reach Marketo",
                 dynamics_id=item.dynamics_id,
             )
@@ -475,14 +533,14 @@ class SyncEngine:
     ) -> None:
         """Records to look at again on a later run, without counting as failures.
 
-        They go into the sync-error table under the code ``DEPENDENCY_PENDING`` (its retry
-        schedule brings them back); operators see them apart from real errors.
+        They go into the sync-error table under :data:`PENDING_CODE` (its retry schedule brings
+        them back); operators see them apart from real errors.
         """
         pending = [
             FailedRecord(
                 stream=stream,
                 operation="link",
-                code="DEPENDENCY_PENDING",
+                code=PENDING_CODE,
                 message="a linked record had not reached Marketo yet; the link is re-sent",
                 dynamics_id=dynamics_id,
             )
@@ -534,8 +592,8 @@ class SyncEngine:
             stream,
             len(gone),
         )
-        counts = await self._process(stream, [], gone)
-        return counts.deleted
+        swept = await self._process(stream, [], gone, PageCounts())
+        return swept.deleted
 
     async def _dependencies_done(self, stream: StreamId) -> bool:
         for dependency in self._depends.get(stream.entity, ()):

@@ -132,8 +132,9 @@ class PageCounts:
     deleted: int = 0
     filtered: int = 0
     held: int = 0
+    ignored: int = 0
+    """Out of scope, kept out by the sync filter, or a delete of a record never synced."""
     failed: int = 0
-    marketo_calls: int = 0
     error_codes: dict[str, int] = field(default_factory=dict)
 
     @property

@@ -32,11 +32,10 @@ from typing import Any
 from shared.dynamics.client import DynamicsClient
 from shared.marketo.client import MarketoClient
 from shared.state.store import StateStore
+from shared.state.sync_errors import PENDING_CODE
 from shared.sync.adapters import MarketoTarget, table_ref
 from shared.sync.config import EntitySpec, LinkSpec, SyncConfig, TargetKind
 from shared.sync.transform import Decision, LinkState, RowTransformer
-
-PENDING_CODE = "DEPENDENCY_PENDING"
 
 
 @dataclass

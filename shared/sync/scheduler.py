@@ -30,6 +30,7 @@ from shared.state.watermarks import Phase, Watermark
 from shared.sync.config import SyncConfig
 from shared.sync.engine import EngineOptions, JobQueue
 from shared.sync.ports import Source, SourceIdentity
+from shared.telemetry.metrics import SyncTelemetry
 
 log = logging.getLogger("dmsync.scheduler")
 
@@ -94,7 +95,9 @@ class Scheduler:
         binding: Binding,
         clock: Clock = SYSTEM_CLOCK,
         options: EngineOptions | None = None,
+        telemetry: SyncTelemetry | None = None,
     ) -> None:
+        self.telemetry = telemetry or SyncTelemetry()
         self.config = config
         self.store = store
         self.source = source
@@ -111,6 +114,11 @@ class Scheduler:
         if instance.status is not InstanceStatus.ACTIVE:
             log.info("instance %s is %s: %s", instance.instance_id, instance.status.value,
                      instance.status_reason)  # fmt: skip
+            self.telemetry.instance_state(
+                instance.instance_id,
+                suspended=instance.status is InstanceStatus.SUSPENDED,
+                reason=instance.status_reason,
+            )
             return report
         change = environment_change(
             instance.config.get("dynamics_identity", {}), await self.source.identity()
@@ -123,8 +131,10 @@ class Scheduler:
                 change,
             )
             log.error("instance %s suspended: %s", instance.instance_id, change)
+            self.telemetry.instance_state(instance.instance_id, suspended=True, reason=change)
             report.status, report.reason = InstanceStatus.SUSPENDED, change
             return report
+        self.telemetry.instance_state(instance.instance_id, suspended=False)
         marks = {
             entity: await self._db(self.store.watermarks.get, self._stream(entity))
             for entity in self.config.order
@@ -149,6 +159,7 @@ class Scheduler:
                     )
                 )
                 report.enqueued.append(entity)
+        await self._report_streams(marks)
         await self._purge_now_and_then()
         log.info(
             "tick: enqueued %s; in flight %s; waiting %s",
@@ -157,6 +168,22 @@ class Scheduler:
             report.waiting or "-",
         )
         return report
+
+    async def _report_streams(self, marks: dict[str, Watermark]) -> None:
+        """Backlog and lag per stream (the workbook's and the stall alert's inputs)."""
+        open_counts = await self._db(self.store.errors.count_open_by_kind, self.binding.instance_id)
+        now = self.clock.now()
+        for entity, mark in marks.items():
+            stream = self._stream(entity)
+            pending = open_counts.get(stream, (0, 0))[1]
+            done, total = mark.progress
+            backlog = pending
+            if mark.phase is Phase.INITIAL and total is not None:
+                backlog += max(0, total - done)
+            since = mark.last_success_at or mark.last_run_at
+            lag = (now - since).total_seconds() if mark.run_open and since else 0.0
+            self.telemetry.backlog(stream.instance_id, entity, stream.direction, backlog)
+            self.telemetry.lag(stream.instance_id, entity, stream.direction, max(0.0, lag))
 
     def _in_flight(self, mark: Watermark) -> bool:
         if not mark.run_open:

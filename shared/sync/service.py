@@ -31,6 +31,8 @@ from shared.sync.engine import JobOutcome, SyncEngine
 from shared.sync.job_queue import StorageJobQueue
 from shared.sync.scheduler import Binding, Scheduler, TickReport
 from shared.sync.schema_check import check_schemas
+from shared.sync.usage import ApiUsageReporter
+from shared.telemetry.metrics import SyncTelemetry
 
 log = logging.getLogger("dmsync.service")
 
@@ -50,6 +52,16 @@ class Runtime:
     dynamics: DynamicsClient
     marketo: MarketoClient
     queue: StorageJobQueue
+    telemetry: SyncTelemetry
+    usage: ApiUsageReporter
+
+    async def tick(self) -> TickReport:
+        """One scheduling pass, then this process's API usage and queue depths as metrics."""
+        report = await self.scheduler.tick()
+        self.usage.report()
+        for queue, depth in (await asyncio.to_thread(self.queue.depths)).items():
+            self.telemetry.queue_depth(queue, depth)
+        return report
 
     async def aclose(self) -> None:
         """Close both connection pools."""
@@ -66,6 +78,7 @@ async def build_runtime(
     governor: Governor | None = None,
     dynamics_retry: RetryPolicy | None = None,
     marketo_clock: Clock | None = None,
+    telemetry: SyncTelemetry | None = None,
 ) -> Runtime:
     """Load and validate every setting, connect, and check the mapping against both schemas.
 
@@ -78,6 +91,7 @@ async def build_runtime(
         governor: a Marketo governor to use instead of the process-wide one.
         dynamics_retry: the Dataverse client's retry bounds (default: the client's own).
         marketo_clock: the Marketo client's clock for tokens and backoff (default: real time).
+        telemetry: where metrics go (default: the process's OpenTelemetry meter provider).
 
     Raises:
         ConfigurationError: naming the setting, file, entity or field at fault.
@@ -116,6 +130,7 @@ async def build_runtime(
         raise
     queue = StorageJobQueue(connection, queue_name)
     source = DataverseSource(dynamics)
+    telemetry = telemetry or SyncTelemetry()
     engine = SyncEngine(
         config=config,
         store=store,
@@ -123,6 +138,7 @@ async def build_runtime(
         target=MarketoTarget(marketo),
         queue=queue,
         clock=clock,
+        telemetry=telemetry,
     )
     scheduler = Scheduler(
         config=config,
@@ -131,8 +147,10 @@ async def build_runtime(
         queue=queue,
         binding=Binding(sync.instance_id, dynamics_settings.url, marketo_settings.base_url),
         clock=clock,
+        telemetry=telemetry,
     )
-    return Runtime(engine, scheduler, store, dynamics, marketo, queue)
+    usage = ApiUsageReporter(dynamics, marketo, telemetry, sync.instance_id)
+    return Runtime(engine, scheduler, store, dynamics, marketo, queue, telemetry, usage)
 
 
 _runtime: Runtime | None = None
@@ -156,7 +174,7 @@ async def schedule_tick(*, past_due: bool = False) -> TickReport:
     """The timer trigger's work."""
     if past_due:
         log.info("the sync timer is past due; running now")
-    return await (await runtime()).scheduler.tick()
+    return await (await runtime()).tick()
 
 
 async def run_job(job: SyncJob, *, dequeue_count: int = 1) -> JobOutcome:

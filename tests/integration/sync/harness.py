@@ -32,6 +32,7 @@ from shared.sync.engine import JobOutcome
 from shared.sync.reconcile import Reconciler, ReconciliationReport
 from shared.sync.scheduler import TickReport
 from shared.sync.service import Runtime, build_runtime
+from shared.telemetry.metrics import SyncTelemetry
 
 
 def sync_environment(
@@ -79,7 +80,7 @@ class SyncHarness:
 
     async def tick(self) -> TickReport:
         """One timer tick."""
-        return await self.runtime.scheduler.tick()
+        return await self.runtime.tick()
 
     def pending_messages(self) -> int:
         """Messages waiting in the job queue."""
@@ -176,6 +177,7 @@ async def sync_harness(
     mkto: RunningMarketo,
     *,
     fast_retries: bool = False,
+    telemetry: SyncTelemetry | None = None,
     **settings: str,
 ):  # type: ignore[no-untyped-def]
     """A harness on a fresh table prefix and queue; everything is closed afterwards.
@@ -198,6 +200,7 @@ async def sync_harness(
         governor=governor,
         marketo_clock=api_clock,
         dynamics_retry=RetryPolicy(base_delay=0.01, max_delay=0.05) if fast_retries else None,
+        telemetry=telemetry,
     )
     queue = QueueClient.from_connection_string(azurite.connection_string, queue_name)
     queue.create_queue()
