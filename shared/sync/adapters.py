@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from shared.dynamics.client import DynamicsClient
@@ -133,6 +134,10 @@ class MarketoTarget:
 
     def __init__(self, client: MarketoClient) -> None:
         self.client = client
+
+    def blocked_until(self) -> datetime | None:
+        """When the governor admits calls again, if the daily quota is used up now."""
+        return self.client.governor.blocked_until()
 
     def objects_api(self, spec: EntitySpec) -> ObjectsApi:
         """The objects API for a non-person entity."""

@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, ParamSpec, Protocol, TypeVar
 
@@ -33,7 +33,9 @@ from shared.clock import SYSTEM_CLOCK, Clock
 from shared.errors import (
     ConcurrencyConflict,
     DeltaTokenExpiredError,
+    DmsyncError,
     FatalError,
+    QuotaExhaustedError,
     RetriableError,
 )
 from shared.jobs import Direction, SyncJob
@@ -91,6 +93,9 @@ class JobOutcome(StrEnum):
     """The job's run is over or superseded."""
     INACTIVE = "inactive"
     """The instance is paused or suspended, or the entity is no longer configured."""
+    QUOTA = "quota"
+    """Marketo's daily quota (or this integration's budget) is used up; the run resumes after
+    the reset, replaying the page it had not committed."""
 
 
 @dataclass(frozen=True)
@@ -245,6 +250,53 @@ class SyncEngine:
             )
             return JobOutcome.WAITING
 
+        blocked = self.target.blocked_until()
+        if blocked is not None:
+            return await self._stop_for_quota(stream, watermark, blocked, context)
+        try:
+            return await self._advance(job, stream, watermark, context, counts)
+        except QuotaExhaustedError as quota:
+            resets = quota.resets_at or self.clock.now()
+            return await self._stop_for_quota(stream, watermark, resets, context)
+        except DmsyncError as failure:
+            # Leave the reason where operators look (status), then let the queue retry it.
+            with contextlib.suppress(DmsyncError):
+                await self._db(
+                    self.store.watermarks.record_failure,
+                    stream,
+                    sequence=watermark.sequence,
+                    error=str(failure),
+                )
+            raise
+
+    async def _stop_for_quota(
+        self,
+        stream: StreamId,
+        watermark: Watermark,
+        resets_at: datetime,
+        context: dict[str, str],
+    ) -> JobOutcome:
+        when = resets_at.strftime("%Y-%m-%d %H:%M UTC")
+        note = (
+            f"Marketo's daily API quota is used up; nothing is written until {when}, "
+            "then the run resumes where it stopped"
+        )
+        log.warning("%s: %s", stream, note, extra=context)
+        with contextlib.suppress(DmsyncError):
+            await self._db(
+                self.store.watermarks.finish_run, stream, sequence=watermark.sequence, status=note
+            )
+        return JobOutcome.QUOTA
+
+    async def _advance(
+        self,
+        job: SyncJob,
+        stream: StreamId,
+        watermark: Watermark,
+        context: dict[str, str],
+        counts: PageCounts,
+    ) -> JobOutcome:
+        spec = self.config.entity[job.entity]
         total: int | None = None
         if watermark.phase is Phase.INITIAL and watermark.cursor is None:
             total = await self.source.count(spec)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -103,6 +104,10 @@ class WriteMode(StrEnum):
 
 class Target(Protocol):
     """The Marketo side."""
+
+    def blocked_until(self) -> datetime | None:
+        """When writes may resume, if the daily quota is used up now; else ``None``."""
+        ...
 
     async def write(
         self,

@@ -19,6 +19,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import ParamSpec, TypeVar
 
 from shared.clock import SYSTEM_CLOCK, Clock
@@ -96,8 +97,10 @@ class Scheduler:
         clock: Clock = SYSTEM_CLOCK,
         options: EngineOptions | None = None,
         telemetry: SyncTelemetry | None = None,
+        marketo_blocked_until: Callable[[], datetime | None] | None = None,
     ) -> None:
         self.telemetry = telemetry or SyncTelemetry()
+        self._blocked_until = marketo_blocked_until or (lambda: None)
         self.config = config
         self.store = store
         self.source = source
@@ -139,6 +142,15 @@ class Scheduler:
             entity: await self._db(self.store.watermarks.get, self._stream(entity))
             for entity in self.config.order
         }
+        blocked = self._blocked_until()
+        if blocked is not None:
+            report.reason = (
+                f"Marketo's daily API quota is used up until {blocked:%Y-%m-%d %H:%M} UTC; "
+                "no run starts before then"
+            )
+            log.warning("instance %s: %s", instance.instance_id, report.reason)
+            await self._report_streams(marks)
+            return report
         for entity in self.config.order:
             mark = marks[entity]
             if self._in_flight(mark):

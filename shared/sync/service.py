@@ -148,6 +148,7 @@ async def build_runtime(
         binding=Binding(sync.instance_id, dynamics_settings.url, marketo_settings.base_url),
         clock=clock,
         telemetry=telemetry,
+        marketo_blocked_until=marketo.governor.blocked_until,
     )
     usage = ApiUsageReporter(dynamics, marketo, telemetry, sync.instance_id)
     return Runtime(engine, scheduler, store, dynamics, marketo, queue, telemetry, usage)

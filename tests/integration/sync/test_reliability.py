@@ -12,6 +12,7 @@ import pytest
 from emulators.azurite import AzuriteInstance
 from emulators.dynamics.runner import EmulatorHandle
 from emulators.marketo.runner import RunningMarketo
+from shared.clock import ManualClock
 from shared.dynamics.models import TableRef
 from shared.state.instances import InstanceStatus
 from shared.state.watermarks import Phase
@@ -276,3 +277,29 @@ async def test_a_bad_record_is_logged_retried_with_a_bound_and_fixed_later(
         sync.clock.advance(24 * 3600)
         await sync.cycle()
         assert sync.marketo_writes() == writes  # no eleventh attempt
+
+
+async def test_marketo_daily_quota_stops_work_quietly_until_the_reset(
+    azurite: AzuriteInstance, dyn: EmulatorHandle, mkto: RunningMarketo
+) -> None:
+    """607 mid-run: no poison, nothing lost; runs stay off until the reset, then resume."""
+    dyn.control.seed(counts=ORG, seed=38, **CLEAN)
+    async with sync_harness(azurite, dyn, mkto, fast_retries=True) as sync:
+        sync.runtime.engine.options = EngineOptions(page_size=7)
+        mkto.control.set_limits(daily_quota=8)  # the instance's whole daily quota
+        await sync.tick()
+        drained = await sync.drain()
+        assert not drained.failures  # nothing for the queue to retry or poison
+        assert drained.count(JobOutcome.QUOTA) >= 1
+        notes = [sync.watermark(e).status for e in sync.runtime.engine.config.order]
+        assert any("daily API quota is used up" in n for n in notes)
+        report = await sync.tick()
+        assert report.enqueued == []
+        assert "quota is used up" in report.reason
+
+        mkto.control.set_limits(daily_quota=50_000)
+        api_clock = sync.runtime.marketo.governor.clock
+        assert isinstance(api_clock, ManualClock)
+        api_clock.advance(26 * 3600)  # past Marketo's midnight (US Central)
+        await settle(sync)
+        no_duplicates(mkto)
