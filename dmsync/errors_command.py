@@ -20,7 +20,7 @@ from dmsync.state_cli import (
 )
 from shared.clock import SYSTEM_CLOCK
 from shared.errors import ConfigurationError
-from shared.state.sync_errors import PENDING_CODE, SyncError
+from shared.state.sync_errors import SyncError
 
 _HEADERS = (
     "LAST SEEN",
@@ -70,9 +70,13 @@ def run(args: argparse.Namespace) -> int:
         until=until,
         include_resolved=args.all,
         limit=args.limit,
+        kind="pending" if args.pending else "errors",
     )
-    waiting = [e for e in errors if e.code == PENDING_CODE]
-    errors = waiting if args.pending else [e for e in errors if e.code != PENDING_CODE]
+    waiting = (
+        []
+        if args.pending or args.json
+        else store.errors.list(args.instance_id, entity=args.entity, kind="pending")
+    )
     what = "records waiting for a dependency" if args.pending else "sync errors"
     if args.json:
         print_json([_as_json(e) for e in errors])

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from azure.core import MatchConditions
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
@@ -148,13 +148,20 @@ class SyncErrorStore:
         return resolved
 
     def purge(self, older_than_days: int | None = None) -> int:
-        """Delete rows of every instance whose last activity is older than the retention
-        period (default :attr:`retention_days`); returns how many were deleted."""
+        """Delete resolved rows of every instance whose last activity is older than the
+        retention period (default :attr:`retention_days`); returns how many were deleted.
+
+        Unresolved rows are kept however old (a record whose retries ran out stays listed until
+        it is fixed and syncs): purging them would forget a record that never reached Marketo.
+        """
         days = self.retention_days if older_than_days is None else older_than_days
         if days < 0:
             raise ValueError("older_than_days cannot be negative")
         cutoff = self._clock.now() - timedelta(days=days)
-        query = odata.compare("last_activity_at", "lt", odata.timestamp(cutoff))
+        query = odata.all_of(
+            odata.compare("last_activity_at", "lt", odata.timestamp(cutoff)),
+            odata.compare("resolved", "eq", odata.boolean(True)),
+        )
         client = self._client()
         with storage_errors("finding old sync errors"):
             rows = list(client.query_entities(query, select=["PartitionKey", "RowKey"]))
@@ -190,7 +197,10 @@ class SyncErrorStore:
         query = odata.all_of(
             odata.key_range(encode_component(stream.instance_id), low, high),
             odata.compare("resolved", "eq", odata.boolean(False)),
-            odata.compare("attempts", "lt", odata.integer(self.policy.max_attempts)),
+            odata.any_of(
+                odata.compare("attempts", "lt", odata.integer(self.policy.max_attempts)),
+                odata.compare("code", "eq", odata.string(PENDING_CODE)),
+            ),
             odata.compare("next_retry_at", "le", odata.timestamp(self._clock.now())),
         )
         with storage_errors(f"listing retries of {stream}"):
@@ -218,6 +228,7 @@ class SyncErrorStore:
         until: datetime | None = None,
         include_resolved: bool = False,
         limit: int | None = None,
+        kind: Literal["all", "errors", "pending"] = "all",
     ) -> list[SyncError]:
         """An instance's errors, newest failure first.
 
@@ -228,6 +239,8 @@ class SyncErrorStore:
             until: only errors last seen before this time.
             include_resolved: include resolved errors too.
             limit: at most this many.
+            kind: ``errors`` leaves out records waiting for a dependency, ``pending`` lists only
+                those (filtered in the query, so ``limit`` counts only what is asked for).
         """
         partition = odata.compare("PartitionKey", "eq", odata.string(encode_component(instance_id)))
         clauses = [partition]
@@ -240,6 +253,9 @@ class SyncErrorStore:
             clauses.append(odata.compare("last_seen", "lt", odata.timestamp(until)))
         if not include_resolved:
             clauses.append(odata.compare("resolved", "eq", odata.boolean(False)))
+        if kind != "all":
+            op = "eq" if kind == "pending" else "ne"
+            clauses.append(odata.compare("code", op, odata.string(PENDING_CODE)))
         with storage_errors(f"listing sync errors of {instance_id}"):
             errors = [from_entity(r) for r in self._client().query_entities(odata.all_of(*clauses))]
         errors.sort(key=lambda e: (e.last_seen, e.stream, e.record_id), reverse=True)

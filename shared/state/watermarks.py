@@ -92,6 +92,9 @@ class Watermark:
     total_expected: int | None = None
     """Records expected in the initial phase (for progress), when the source can tell."""
     sequence: int = 0
+    step: int = 0
+    """Pages (and sweep steps) committed in the current run: a job names the step it was sent
+    for, so a redelivered or duplicated job for a step already done is recognised as stale."""
     last_run_at: datetime | None = None
     last_success_at: datetime | None = None
     last_error: str | None = None
@@ -102,6 +105,9 @@ class Watermark:
     """A run was started and has not reached the end of its read yet."""
     resync: bool = False
     """The initial phase under way is a full resync (after :func:`reset`), not the first copy."""
+    sweep: str | None = None
+    """After a full resync: where the check for records deleted while the delta token was stale
+    has got to (``""``: not started; a mapping key: continue after it); ``None``: no sweep."""
     etag: str | None = field(default=None, compare=False)
 
     @property
@@ -121,9 +127,38 @@ def start_run(watermark: Watermark, now: datetime) -> Watermark:
     return replace(
         watermark,
         sequence=watermark.sequence + 1,
+        step=0,
         last_run_at=now,
         updated_at=now,
         run_open=True,
+    )
+
+
+def with_sweep(
+    watermark: Watermark,
+    *,
+    sequence: int,
+    sweep: str | None,
+    now: datetime,
+    status: str | None = None,
+    finish: bool = False,
+) -> Watermark:
+    """Record the sweep's position (``None``: it is over), optionally closing the run.
+
+    Raises:
+        StaleRunError: ``sequence`` is not the current run.
+    """
+    if sequence != watermark.sequence:
+        raise StaleRunError(
+            f"watermark {watermark.stream} is at run {watermark.sequence}, not {sequence}"
+        )
+    return replace(
+        watermark,
+        sweep=sweep,
+        step=watermark.step + 1,
+        run_open=watermark.run_open and not finish,
+        status=watermark.status if status is None else truncate(status, MAX_ERROR_CHARS),
+        updated_at=now,
     )
 
 
@@ -203,6 +238,7 @@ def advance(
         updated_at=now,
         run_open=watermark.run_open and not finish,
         resync=watermark.resync and new_phase is Phase.INITIAL,
+        step=watermark.step + 1,
     )
 
 
@@ -243,6 +279,7 @@ def reset(watermark: Watermark, *, now: datetime, status: str = "") -> Watermark
         counts=RunCounts(),
         total_expected=None,
         sequence=watermark.sequence + 1,
+        step=0,
         last_error=None,
         status=truncate(status, MAX_ERROR_CHARS),
         updated_at=now,
@@ -266,10 +303,13 @@ def to_entity(watermark: Watermark) -> dict[str, Any]:
         "records_skipped": int64(watermark.counts.skipped),
         "records_failed": int64(watermark.counts.failed),
         "sequence": int64(watermark.sequence),
+        "step": int64(watermark.step),
         "status": watermark.status,
         "run_open": watermark.run_open,
         "resync": watermark.resync,
     }
+    if watermark.sweep is not None:
+        entity["sweep"] = watermark.sweep
     entity.update(write_long_text("cursor", watermark.cursor))
     if watermark.total_expected is not None:
         entity["total_expected"] = int64(watermark.total_expected)
@@ -297,6 +337,7 @@ def from_entity(entity: Any) -> Watermark:
         ),
         total_expected=read_optional_int(entity, "total_expected"),
         sequence=read_int(entity, "sequence"),
+        step=read_int(entity, "step"),
         last_run_at=read_datetime(entity, "last_run_at"),
         last_success_at=read_datetime(entity, "last_success_at"),
         last_error=read_str(entity, "last_error"),
@@ -304,5 +345,6 @@ def from_entity(entity: Any) -> Watermark:
         updated_at=read_datetime(entity, "updated_at"),
         run_open=bool(entity.get("run_open", False)),
         resync=bool(entity.get("resync", False)),
+        sweep=entity.get("sweep"),
         etag=metadata.get("etag"),
     )

@@ -139,6 +139,21 @@ class MarketoTarget:
         """When the governor admits calls again, if the daily quota is used up now."""
         return self.client.governor.blocked_until()
 
+    async def current_values(
+        self, spec: EntitySpec, marketo_ids: Sequence[str], fields: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        if not marketo_ids:
+            return {}
+        if spec.target is TargetKind.LEAD:
+            records = await self.client.leads.get_by_filter(
+                "id", [int(i) for i in marketo_ids], fields=["id", *fields]
+            )
+            return {str(r.get("id")): r for r in records}
+        id_field = "id" if all(i.isdigit() for i in marketo_ids) else "marketoGUID"
+        values: list[str | int] = [int(i) if id_field == "id" else i for i in marketo_ids]
+        records = await self.objects_api(spec).query(id_field, values, fields=[id_field, *fields])
+        return {str(r.get(id_field)): r for r in records}
+
     def objects_api(self, spec: EntitySpec) -> ObjectsApi:
         """The objects API for a non-person entity."""
         if spec.target is TargetKind.COMPANY:

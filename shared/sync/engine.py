@@ -52,6 +52,7 @@ from shared.sync.order import dependents_of
 from shared.sync.plan import MappingView, Plan, plan_page
 from shared.sync.ports import PageCounts, Source, Target, WriteMode, WriteOutcome, WriteStatus
 from shared.sync.transform import Prepared, RowTransformer
+from shared.sync.values import changed_since, fingerprints, holds_written
 from shared.telemetry.metrics import SyncTelemetry
 from shared.telemetry.names import JobOutcome as TelemetryJobOutcome
 from shared.telemetry.names import RecordOutcome
@@ -61,8 +62,8 @@ log = logging.getLogger("dmsync.sync")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-SWEEP_CHUNK = 500
-"""Mapped ids checked per sweep step (the client splits them into requests of 50)."""
+SWEEP_CHUNK = 1000
+"""Mapped ids checked per sweep job (the client asks Dynamics 100 ids to a request)."""
 
 MARKETO_NOT_FOUND_CODES = frozenset({"1004", "1013"})
 """Skip reasons meaning the Marketo record is gone (lead not found; object not found)."""
@@ -204,15 +205,20 @@ class SyncEngine:
             log.info("stream %s is busy (%s); job dropped", stream, busy, extra=context)
             return JobOutcome.BUSY
         holder = _LeaseHolder(lease)
+        followups: list[SyncJob] = []
         renewal = asyncio.create_task(self._keep_renewed(holder, context))
         try:
-            return await self._run_locked(job, stream, context, counts)
+            outcome = await self._run_locked(job, stream, context, counts, followups)
         finally:
             renewal.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewal
+            await asyncio.gather(renewal, return_exceptions=True)
             if not holder.lost:
-                await self._db(self.store.leases.release, holder.lease)
+                with contextlib.suppress(DmsyncError):  # an unreleased lease just expires
+                    await self._db(self.store.leases.release, holder.lease)
+        # Only now, with the lease released, can the follow-up jobs find the stream free.
+        for followup in followups:
+            await self.queue.enqueue(followup)
+        return outcome
 
     async def _keep_renewed(self, holder: _LeaseHolder, context: dict[str, str]) -> None:
         """Renew the stream lease every third of its length while the job runs."""
@@ -226,16 +232,26 @@ class SyncEngine:
                 log.warning("the stream lease was lost; the watermark commit will tell",
                             extra=context)  # fmt: skip
                 return
+            except DmsyncError as failure:  # storage hiccup: try again before the lease lapses
+                log.warning("renewing the stream lease failed (%s); retrying", failure,
+                            extra=context)  # fmt: skip
 
     async def _run_locked(
-        self, job: SyncJob, stream: StreamId, context: dict[str, str], counts: PageCounts
+        self,
+        job: SyncJob,
+        stream: StreamId,
+        context: dict[str, str],
+        counts: PageCounts,
+        followups: list[SyncJob],
     ) -> JobOutcome:
         watermark = await self._db(self.store.watermarks.get, stream)
-        if job.sequence != watermark.sequence:
+        if (job.sequence, job.step) != (watermark.sequence, watermark.step):
             log.info(
-                "job for run %d is stale (stream at run %d)",
+                "job for run %d step %d is stale (stream at run %d step %d)",
                 job.sequence,
+                job.step,
                 watermark.sequence,
+                watermark.step,
                 extra=context,
             )
             return JobOutcome.STALE
@@ -254,7 +270,9 @@ class SyncEngine:
         if blocked is not None:
             return await self._stop_for_quota(stream, watermark, blocked, context)
         try:
-            return await self._advance(job, stream, watermark, context, counts)
+            if watermark.sweep is not None:
+                return await self._sweep_step(job, stream, watermark, counts, followups)
+            return await self._advance(job, stream, watermark, context, counts, followups)
         except QuotaExhaustedError as quota:
             resets = quota.resets_at or self.clock.now()
             return await self._stop_for_quota(stream, watermark, resets, context)
@@ -295,6 +313,7 @@ class SyncEngine:
         watermark: Watermark,
         context: dict[str, str],
         counts: PageCounts,
+        followups: list[SyncJob],
     ) -> JobOutcome:
         spec = self.config.entity[job.entity]
         total: int | None = None
@@ -303,14 +322,12 @@ class SyncEngine:
         try:
             page = await self.source.read_page(spec, watermark.cursor, self.options.page_size)
         except DeltaTokenExpiredError as expired:
-            return await self._restart_after_expiry(job, stream, expired, context)
+            return await self._restart_after_expiry(job, stream, expired, context, followups)
 
-        retry_rows = await self._rows_due_for_retry(stream)
-        await self._process(stream, [*page.rows, *retry_rows], page.deleted_ids, counts)
+        retry_rows, vanished = await self._rows_due_for_retry(stream)
+        deleted = [*page.deleted_ids, *vanished]
+        await self._process(stream, [*page.rows, *retry_rows], deleted, counts)
         counts.read = len(page.rows) + len(page.deleted_ids)
-
-        if page.next_link is None and watermark.resync:
-            counts.deleted += await self._sweep_after_resync(stream)
 
         cursor = page.next_link or page.delta_link
         if cursor is None:
@@ -334,7 +351,7 @@ class SyncEngine:
             phase=Phase.INCREMENTAL if page.next_link is None else None,
             total_expected=total,
             status=_status_note(page.next_link is not None, watermark),
-            finish=page.next_link is None,
+            finish=page.next_link is None and not watermark.resync,
         )
         log.info(
             "page committed: read %d, created %d, updated %d, unchanged %d, deleted %d, "
@@ -355,10 +372,20 @@ class SyncEngine:
                 stream.instance_id, stream.entity, done, max(expected or 0, done)
             )
         if page.next_link is not None:
-            await self.queue.enqueue(job.continuation(sequence=committed.sequence))
+            followups.append(job.continuation(committed.sequence, committed.step))
+            return JobOutcome.ADVANCED
+        if watermark.resync:  # the full read is done: look for deletes it could not show
+            sweeping = await self._db(
+                self.store.watermarks.set_sweep,
+                stream,
+                sequence=committed.sequence,
+                sweep="",
+                status="full resync read; checking for records deleted meanwhile",
+            )
+            followups.append(job.continuation(sweeping.sequence, sweeping.step))
             return JobOutcome.ADVANCED
         if finished_initial:
-            await self._kick_dependents(stream)
+            followups.extend(await self._start_dependents(stream))
         return JobOutcome.CAUGHT_UP
 
     # --- processing one page ---------------------------------------------------------------
@@ -398,7 +425,7 @@ class SyncEngine:
         lowered = [_lower_id(p) for p in prepared]
         plan = plan_page(lowered, [i.lower() for i in deleted_ids], views)
         versions = {str(row[spec.primary_key]).lower(): _version(row) for row in rows}
-        await self._write(stream, plan, versions, counts)
+        await self._write(stream, plan, versions, counts, mappings)
         return counts
 
     async def _write(
@@ -407,6 +434,7 @@ class SyncEngine:
         plan: Plan,
         versions: Mapping[str, str | None],
         counts: PageCounts,
+        mappings: Mapping[str, IdMapping],
     ) -> None:
         spec = self.config.entity[stream.entity]
         transformer = await self._transformer(stream.entity)
@@ -414,7 +442,9 @@ class SyncEngine:
         marketo_type = spec.object_name or spec.target.value
 
         creates = plan.create
-        updates = plan.update
+        partials = await self._changed_fields(spec, plan.update, mappings)
+        updates = [(item, marketo_id) for item, marketo_id, payload, _ in partials if payload]
+        quiet = [(item, hashes) for item, _, payload, hashes in partials if not payload]
         marks = [
             (dynamics_id, marketo_id, transformer.deleted_payload(dynamics_id))
             for dynamics_id, marketo_id in plan.mark_deleted
@@ -423,10 +453,19 @@ class SyncEngine:
         update_mode = WriteMode.UPDATE_BY_ID if by_id else WriteMode.UPSERT_BY_KEY
         delete_mode = WriteMode.UPDATE_BY_ID if by_id else WriteMode.UPDATE_BY_KEY
 
-        create_out, update_out, delete_out = await asyncio.gather(
-            self._send(spec, [p.payload for p in creates], WriteMode.UPSERT_BY_KEY),
-            self._send(spec, [p.payload for p, _ in updates], update_mode, [m for _, m in updates]),
-            self._send(spec, [p for _, _, p in markable], delete_mode, [m for _, m, _ in markable]),
+        # One group after another: if a call fails for good, no sibling write is left running
+        # while the job's message comes back for a retry (close-timed upserts of one key can
+        # create duplicates in Marketo, reference B.4).
+        create_out = await self._send(spec, [p.payload for p in creates], WriteMode.UPSERT_BY_KEY)
+        update_out = await self._send(
+            spec,
+            [payload for _, _, payload, _ in partials if payload],
+            update_mode,
+            [m for _, m in updates],
+        )
+        new_hashes = {item.dynamics_id: hashes for item, _, _, hashes in partials}
+        delete_out = await self._send(
+            spec, [p for _, _, p in markable], delete_mode, [m for _, m, _ in markable]
         )
 
         new_mappings: list[IdMapping] = []
@@ -463,6 +502,7 @@ class SyncEngine:
                     dynamics_version=versions.get(item.dynamics_id),
                     marketo_hash=item.digest,
                     sync_filter=SyncFilter.YES,
+                    marketo_fields=fingerprints(item.payload),
                     marketo_written_at=self.clock.now(),
                 )
             )
@@ -488,6 +528,7 @@ class SyncEngine:
                         marketo_hash=item.digest,
                         deleted_in_dynamics=False,
                         sync_filter=SyncFilter.YES,
+                        marketo_fields=new_hashes[item.dynamics_id],
                     )
                 )
                 succeeded.append(item.dynamics_id)
@@ -521,6 +562,21 @@ class SyncEngine:
                 counts.deleted += 1
                 changes.append(MappingUpdate(dynamics_id=dynamics_id, deleted_in_dynamics=True))
 
+        for item, hashes in quiet:  # every changed field was Marketo's to keep: no call
+            counts.unchanged += 1
+            changes.append(
+                MappingUpdate(
+                    dynamics_id=item.dynamics_id,
+                    dynamics_version=versions.get(item.dynamics_id),
+                    marketo_hash=item.digest,
+                    sync_filter=SyncFilter.YES,
+                    marketo_fields=hashes,
+                )
+            )
+            succeeded.append(item.dynamics_id)
+            if item.pending_links:
+                pending.append(item.dynamics_id)
+
         for dynamics_id in plan.filtered:
             counts.filtered += 1
             changes.append(MappingUpdate(dynamics_id=dynamics_id, sync_filter=SyncFilter.NO))
@@ -545,15 +601,81 @@ class SyncEngine:
         ]
         if failures:
             await self._db(self.store.errors.record_many, failures)
+        # An unchanged record whose link is still missing keeps waiting (its payload is the
+        # same as last time precisely because the link is still left out).
+        pending.extend(p.dynamics_id for p in plan.unchanged if p.pending_links)
         await self._remember_pending(stream, pending, held_failures)
         still_pending = set(pending)
         resolved = [
-            *(i for i in succeeded if i not in still_pending),
-            *plan.unchanged,
-            *plan.filtered,
+            i
+            for i in (
+                *succeeded,
+                *(p.dynamics_id for p in plan.unchanged),
+                *plan.filtered,
+                *plan.ignored,
+            )
+            if i not in still_pending
         ]
         if resolved:
             await self._db(self.store.errors.resolve, stream, resolved)
+
+    async def _changed_fields(
+        self,
+        spec: EntitySpec,
+        updates: Sequence[tuple[Prepared, str]],
+        mappings: Mapping[str, IdMapping],
+    ) -> list[tuple[Prepared, str, dict[str, Any], dict[str, str]]]:
+        """Per update: the fields to send and the per-field hashes to store after it.
+
+        Only fields whose Dynamics value changed since the last write are sent (plus the key),
+        so a field edited in Marketo alone survives. Where Marketo wins conflicts (leads), a
+        changed field that Marketo also changed since our last write is left as Marketo has it;
+        that costs one read per 300 leads. A record without per-field memory (or marked deleted
+        or filtered out before) is sent whole.
+        """
+        planned: list[tuple[Prepared, str, dict[str, Any], dict[str, str]]] = []
+        contested: dict[str, set[str]] = {}
+        for item, marketo_id in updates:
+            known = mappings.get(item.dynamics_id)
+            now_hashes = fingerprints(item.payload)
+            written = known.marketo_fields if known is not None else None
+            if (
+                written is None
+                or known is None
+                or known.deleted_in_dynamics
+                or (known.sync_filter is SyncFilter.NO)
+            ):
+                planned.append((item, marketo_id, dict(item.payload), now_hashes))
+                continue
+            changed = {
+                name: value
+                for name, value in item.payload.items()
+                if changed_since(written.get(name), value)
+            }
+            hashes = {**written, **{name: now_hashes[name] for name in changed}}
+            planned.append((item, marketo_id, changed, hashes))
+            if spec.conflicts == "marketo_wins" and changed:
+                contested[marketo_id] = set(changed)
+        if contested:
+            fields = sorted(set().union(*contested.values()))
+            current = await self.target.current_values(spec, list(contested), fields)
+            for item, marketo_id, changed, hashes in planned:
+                now = current.get(marketo_id)
+                known = mappings[item.dynamics_id]
+                if now is None or marketo_id not in contested or known.marketo_fields is None:
+                    continue
+                for name in list(changed):
+                    before = known.marketo_fields.get(name)
+                    if not holds_written(before, now.get(name)):
+                        del changed[name]  # Marketo changed it too: Marketo wins
+                        if before is not None:
+                            hashes[name] = before
+        result = []
+        for item, marketo_id, changed, hashes in planned:
+            if changed and spec.key_field:
+                changed = {spec.key_field: item.dynamics_id, **changed}
+            result.append((item, marketo_id, changed, hashes))
+        return result
 
     async def _send(
         self,
@@ -568,17 +690,20 @@ class SyncEngine:
 
     # --- retries and pending links -----------------------------------------------------------
 
-    async def _rows_due_for_retry(self, stream: StreamId) -> list[dict[str, Any]]:
+    async def _rows_due_for_retry(self, stream: StreamId) -> tuple[list[dict[str, Any]], list[str]]:
+        """Rows of the records due for another try, and the due ids gone from Dynamics.
+
+        A due record that no longer exists in Dynamics was deleted: it is handled as a delete
+        (its mark may be what failed before); one never synced is simply resolved by it.
+        """
         due = await self._db(self.store.errors.due_for_retry, stream, self.options.retry_batch)
         ids = [e.dynamics_id for e in due if e.dynamics_id]
         if not ids:
-            return []
+            return [], []
         rows = await self.source.fetch_rows(self.config.entity[stream.entity], ids)
         found = {str(r[self.config.entity[stream.entity].primary_key]).lower() for r in rows}
-        vanished = [i for i in ids if i.lower() not in found]
-        if vanished:  # deleted in Dynamics since: the delete itself arrives through the delta
-            await self._db(self.store.errors.resolve, stream, vanished)
-        return rows
+        vanished = [i.lower() for i in ids if i.lower() not in found]
+        return rows, vanished
 
     async def _remember_pending(
         self, stream: StreamId, link_pending: Sequence[str], held: Sequence[FailedRecord]
@@ -609,6 +734,7 @@ class SyncEngine:
         stream: StreamId,
         expired: DeltaTokenExpiredError,
         context: dict[str, str],
+        followups: list[SyncJob],
     ) -> JobOutcome:
         note = (
             "the Dynamics change-tracking token expired (code "
@@ -616,36 +742,61 @@ class SyncEngine:
         )
         log.warning("%s: %s", stream, note, extra=context)
         restarted = await self._db(self.store.watermarks.reset, stream, status=note)
-        await self.queue.enqueue(job.continuation(sequence=restarted.sequence))
+        followups.append(job.continuation(restarted.sequence, restarted.step))
         return JobOutcome.RESYNC
 
-    async def _sweep_after_resync(self, stream: StreamId) -> int:
-        """Find records deleted while the delta token was stale (a full read cannot show them).
+    async def _sweep_step(
+        self,
+        job: SyncJob,
+        stream: StreamId,
+        watermark: Watermark,
+        counts: PageCounts,
+        followups: list[SyncJob],
+    ) -> JobOutcome:
+        """One bounded step of the check that follows a full resync.
 
-        Every mapped record not yet marked deleted is looked up in Dynamics (ids only, 50 to a
-        request); the ones that are gone get the "deleted in Dynamics" mark. Runs once, at the
-        end of a full resync, never on the first copy.
+        A full read cannot show records deleted while the delta token was stale. So the mapped
+        records are looked up in Dynamics, :data:`SWEEP_CHUNK` per job (ids only, 100 to a
+        request); the ones that are gone get the "deleted in Dynamics" mark. The position is
+        kept in the watermark, so a crash resumes the sweep rather than restarting it.
         """
+        assert watermark.sweep is not None
         spec = self.config.entity[stream.entity]
-        mappings = await self._db(
-            self.store.mappings.list_entity, stream.instance_id, stream.entity
+        mappings, position = await self._db(
+            self.store.mappings.list_entity_page,
+            stream.instance_id,
+            stream.entity,
+            watermark.sweep,
+            SWEEP_CHUNK,
         )
         live = [m.dynamics_id for m in mappings if not m.deleted_in_dynamics]
-        gone: list[str] = []
-        for start in range(0, len(live), SWEEP_CHUNK):
-            chunk = live[start : start + SWEEP_CHUNK]
-            present = await self.source.filter_states(spec, chunk)
-            gone.extend(i for i in chunk if i.lower() not in present)
-        if not gone:
-            return 0
-        log.warning(
-            "%s: %d records were deleted in Dynamics while the delta token was stale; "
-            "marking them deleted in Marketo",
+        present = await self.source.filter_states(spec, live) if live else {}
+        gone = [i for i in live if i.lower() not in present]
+        if gone:
+            log.warning(
+                "%s: %d records were deleted in Dynamics while the delta token was stale; "
+                "marking them deleted in Marketo",
+                stream,
+                len(gone),
+            )
+            await self._process(stream, [], gone, counts)
+        done = position is None
+        swept = await self._db(
+            self.store.watermarks.set_sweep,
             stream,
-            len(gone),
+            sequence=watermark.sequence,
+            sweep=position,
+            finish=done,
+            status=(
+                "full resync complete (the delta token had expired); up to date"
+                if done
+                else "full resync read; checking for records deleted meanwhile"
+            ),
         )
-        swept = await self._process(stream, [], gone, PageCounts())
-        return swept.deleted
+        if done:
+            return JobOutcome.CAUGHT_UP
+        followups.append(job.continuation(swept.sequence, swept.step))
+        return JobOutcome.ADVANCED
 
     async def _dependencies_done(self, stream: StreamId) -> bool:
         for dependency in self._depends.get(stream.entity, ()):
@@ -657,13 +808,19 @@ class SyncEngine:
                 return False
         return True
 
-    async def _kick_dependents(self, stream: StreamId) -> None:
+    async def _start_dependents(self, stream: StreamId) -> list[SyncJob]:
+        """Runs for the entities that waited for this one's initial copy (only those still in
+        their initial phase, idle, and with every dependency done)."""
+        jobs = []
         for dependent in dependents_of(stream.entity, self._depends):
             target = StreamId(stream.instance_id, dependent, stream.direction)
+            mark = await self._db(self.store.watermarks.get, target)
+            if mark.phase is not Phase.INITIAL or mark.run_open:
+                continue
             if not await self._dependencies_done(target):
                 continue
             started = await self._db(self.store.watermarks.start_run, target)
-            await self.queue.enqueue(
+            jobs.append(
                 SyncJob(
                     instance_id=stream.instance_id,
                     entity=dependent,
@@ -671,6 +828,7 @@ class SyncEngine:
                     sequence=started.sequence,
                 )
             )
+        return jobs
 
     # --- helpers ---------------------------------------------------------------------------
 

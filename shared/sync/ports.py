@@ -109,6 +109,12 @@ class Target(Protocol):
         """When writes may resume, if the daily quota is used up now; else ``None``."""
         ...
 
+    async def current_values(
+        self, spec: EntitySpec, marketo_ids: Sequence[str], fields: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        """The records' current values of ``fields``, keyed by Marketo id (missing: absent)."""
+        ...
+
     async def write(
         self,
         spec: EntitySpec,

@@ -25,8 +25,6 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from shared.dynamics.client import DynamicsClient
@@ -35,7 +33,8 @@ from shared.state.store import StateStore
 from shared.state.sync_errors import PENDING_CODE
 from shared.sync.adapters import MarketoTarget, table_ref
 from shared.sync.config import EntitySpec, LinkSpec, SyncConfig, TargetKind
-from shared.sync.transform import Decision, LinkState, RowTransformer
+from shared.sync.transform import UNMARKABLE, Decision, LinkState, RowTransformer
+from shared.sync.values import normalise, same_value
 
 
 @dataclass
@@ -90,75 +89,6 @@ class ReconciliationReport:
                 f"{len(e.errored):>7}{len(e.pending):>8}  {'ok' if e.holds else 'FAILED'}"
             )
         return "\n".join(lines)
-
-
-def normalise(value: Any) -> str | None:
-    """A comparable text form: empty is None, numbers canonical, booleans and dates uniform."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float | Decimal):
-        return _number(str(value))
-    text = str(value).strip()
-    if not text:
-        return None
-    if text.lower() in ("true", "false"):
-        return text.lower()
-    number = _number(text)
-    if number is not None:
-        return number
-    return _moment(text) or text
-
-
-def _number(text: str) -> str | None:
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        return None
-    if not number.is_finite():
-        return None
-    normalised = number.normalize()
-    return format(normalised, "f")
-
-
-def _moment(text: str) -> str | None:
-    if len(text) < 10 or text[4] != "-" or text[7] != "-":
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if len(text) == 10:
-        return moment.date().isoformat()
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    moment = moment.astimezone(UTC)
-    if (moment.hour, moment.minute, moment.second) == (0, 0, 0):
-        return moment.date().isoformat()
-    return moment.replace(microsecond=0).isoformat()
-
-
-def same_value(expected: Any, actual: Any) -> bool:
-    """Whether two values are equal once normalised.
-
-    A Marketo date field keeps only the date of a datetime written to it, so a datetime and a
-    date compare by their (UTC) date.
-    """
-    left, right = normalise(expected), normalise(actual)
-    if left == right:
-        return True
-    if left is None or right is None:
-        return False
-    if _is_date(left) and _moment(right) is not None:
-        return left == right[:10]
-    if _is_date(right) and _moment(left) is not None:
-        return right == left[:10]
-    return False
-
-
-def _is_date(text: str) -> bool:
-    return len(text) == 10 and _moment(text) == text
 
 
 def differing_fields(expected: Mapping[str, Any], actual: Mapping[str, Any]) -> list[str]:
@@ -330,7 +260,7 @@ class Reconciler:
             if spec.target is TargetKind.LEAD
             else self.config.objects.is_deleted
         )
-        if not deleted or marker is None or spec.target is TargetKind.OPPORTUNITY_ROLE:
+        if not deleted or marker is None or spec.target in UNMARKABLE:
             return
         assert spec.key_field is not None
         ids = [m.dynamics_id for m in deleted]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import ParamSpec, TypeVar
@@ -68,7 +68,7 @@ def identity_signature(identity: SourceIdentity) -> dict[str, str | None]:
     }
 
 
-def environment_change(recorded: dict[str, str | None], seen: SourceIdentity) -> str | None:
+def environment_change(recorded: Mapping[str, str | None], seen: SourceIdentity) -> str | None:
     """Why ``seen`` is not the recorded environment, or ``None`` if it is."""
     now = identity_signature(seen)
     changed = [k for k, v in recorded.items() if v is not None and now.get(k) != v]
@@ -123,9 +123,16 @@ class Scheduler:
                 reason=instance.status_reason,
             )
             return report
-        change = environment_change(
-            instance.config.get("dynamics_identity", {}), await self.source.identity()
-        )
+        seen = await self.source.identity()
+        recorded = instance.config.get("dynamics_identity")
+        if not recorded:
+            # Registered by hand (dmsync instance add): adopt what the settings reach now, after
+            # checking it against an organization id the operator may have given.
+            recorded = {"organization_id": instance.dynamics.organization_id}
+            if environment_change(recorded, seen) is None:
+                instance = await self._adopt_identity(instance, seen)
+                recorded = instance.config["dynamics_identity"]
+        change = environment_change(recorded, seen)
         if change is not None:
             await self._db(
                 self.store.instances.set_status,
@@ -234,17 +241,38 @@ class Scheduler:
         )
         return await self._db(self.store.instances.create, instance)
 
+    async def _adopt_identity(self, instance: Instance, seen: SourceIdentity) -> Instance:
+        adopted = replace(
+            instance,
+            config={**instance.config, "dynamics_identity": identity_signature(seen)},
+            dynamics=replace(instance.dynamics, organization_id=seen.organization_id),
+        )
+        log.info(
+            "instance %s: recorded Dynamics organization %s as its environment",
+            instance.instance_id,
+            seen.organization_id,
+        )
+        return await self._db(self.store.instances.save, adopted)
+
     async def relink(self) -> Instance:
-        """Accept the Dynamics environment as it is now, and resume (operator action)."""
+        """Accept the Dynamics environment as it is now and resume (operator action).
+
+        Every stream starts over with a full resync: delta tokens and cursors of the old
+        environment mean nothing in the new one (reference §5: whether tokens survive a copy is
+        undocumented), and unchanged records cost no Marketo call, while the sweep at the end
+        marks records that are gone.
+        """
         instance = await self._instance()
         identity = await self.source.identity()
-        config = {**instance.config, "dynamics_identity": identity_signature(identity)}
-        relinked = replace(
-            instance,
-            config=config,
-            dynamics=replace(instance.dynamics, organization_id=identity.organization_id),
-        )
-        await self._db(self.store.instances.save, relinked)
+        await self._adopt_identity(instance, identity)
+        for entity in self.config.order:
+            stream = self._stream(entity)
+            note = "re-linked to a refreshed Dynamics environment: full resync"
+            restarted = await self._db(self.store.watermarks.reset, stream, status=note)
+            # Closed at once: the next tick starts it (dependencies first), as for a new stream.
+            await self._db(
+                self.store.watermarks.finish_run, stream, sequence=restarted.sequence, status=note
+            )
         return await self._db(
             self.store.instances.set_status,
             instance.instance_id,

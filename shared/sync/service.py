@@ -123,7 +123,7 @@ async def build_runtime(
         marketo_settings, governor=governor, clock=marketo_clock or SYSTEM_CLOCK
     )
     try:
-        await check_schemas(config, dynamics, marketo)
+        config = await check_schemas(config, dynamics, marketo)
     except BaseException:
         await dynamics.aclose()
         await marketo.aclose()

@@ -13,12 +13,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from azure.storage.queue import QueueClient
 
-from emulators.azurite import AzuriteInstance
+from emulators.azurite import REPO_ROOT, AzuriteInstance
 from emulators.dynamics.runner import EmulatorHandle
 from emulators.marketo.runner import RunningMarketo
 from shared.clock import ManualClock
@@ -33,6 +32,9 @@ from shared.sync.reconcile import Reconciler, ReconciliationReport
 from shared.sync.scheduler import TickReport
 from shared.sync.service import Runtime, build_runtime
 from shared.telemetry.metrics import SyncTelemetry
+
+SAMPLE_ORG_MAPPING = REPO_ROOT / "emulators" / "sample_org_mapping.toml"
+"""The default mapping plus the sample organisation's custom entity."""
 
 
 def sync_environment(
@@ -51,6 +53,7 @@ def sync_environment(
         "MARKETO_CLIENT_ID": mkto.client_id,
         "MARKETO_CLIENT_SECRET": mkto.client_secret,
         "MARKETO_CALLS_PER_20S": "100",
+        "SYNC_MAPPING_FILE": str(SAMPLE_ORG_MAPPING),
         "MARKETO_MAX_CONCURRENCY": "5",
         **extra,
     }
@@ -217,6 +220,3 @@ def advanced(clock: ManualClock, seconds: float) -> Iterator[None]:
     """Move the state clock forward on exit."""
     yield
     clock.advance(seconds)
-
-
-_ = timedelta
