@@ -70,6 +70,15 @@ class DataverseSource:
         )
         return [_row(r, spec) for r in records]
 
+    async def all_rows(self, spec: EntitySpec) -> list[dict[str, Any]]:
+        """Every current row of the table (plain paged reads, no change tracking)."""
+        rows: list[dict[str, Any]] = []
+        async for page in self.client.iter_pages(
+            table_ref(spec), spec.dynamics_columns(), track_changes=False
+        ):
+            rows.extend(_row(record, spec) for record in page.records)
+        return rows
+
     async def filter_states(self, spec: EntitySpec, ids: Sequence[str]) -> dict[str, bool]:
         if not ids:
             return {}

@@ -23,11 +23,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, Protocol
 
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.errors import (
@@ -46,6 +46,7 @@ from shared.state.store import StateStore
 from shared.state.streams import StreamId
 from shared.state.sync_errors import PENDING_CODE, FailedRecord
 from shared.state.watermarks import Phase, RunCounts, Watermark
+from shared.sync.blocking import blocking
 from shared.sync.config import EntitySpec, SyncConfig
 from shared.sync.links import build_link_index
 from shared.sync.order import dependents_of
@@ -59,8 +60,6 @@ from shared.telemetry.names import RecordOutcome
 
 log = logging.getLogger("dmsync.sync")
 
-P = ParamSpec("P")
-R = TypeVar("R")
 
 SWEEP_CHUNK = 1000
 """Mapped ids checked per sweep job (the client asks Dynamics 100 ids to a request)."""
@@ -189,16 +188,22 @@ class SyncEngine:
                 "this build syncs Dynamics → Marketo only"
             )
         stream = StreamId(job.instance_id, job.entity, job.direction)
-        context = {"instance": job.instance_id, "entity": job.entity, "job": job.job_id}
+        # The same structured fields as shared.telemetry's job_logger, on every record of the job.
+        context = {
+            "instance": job.instance_id,
+            "entity": job.entity,
+            "direction": job.direction.value,
+            "job_id": job.job_id,
+        }
         if job.entity not in self.config.entity:
             log.warning("entity %s is not in the mapping; job dropped", job.entity, extra=context)
             return JobOutcome.INACTIVE
-        instance = await self._db(self.store.instances.get, job.instance_id)
+        instance = await blocking(self.store.instances.get, job.instance_id)
         if instance is None or instance.status is not InstanceStatus.ACTIVE:
             log.info("instance %s is not active; job dropped", job.instance_id, extra=context)
             return JobOutcome.INACTIVE
         try:
-            lease = await self._db(
+            lease = await blocking(
                 self.store.leases.acquire, stream, job.job_id, self.options.lease_duration
             )
         except StreamLeaseHeldError as busy:
@@ -214,7 +219,7 @@ class SyncEngine:
             await asyncio.gather(renewal, return_exceptions=True)
             if not holder.lost:
                 with contextlib.suppress(DmsyncError):  # an unreleased lease just expires
-                    await self._db(self.store.leases.release, holder.lease)
+                    await blocking(self.store.leases.release, holder.lease)
         # Only now, with the lease released, can the follow-up jobs find the stream free.
         for followup in followups:
             await self.queue.enqueue(followup)
@@ -226,7 +231,7 @@ class SyncEngine:
         while True:
             await asyncio.sleep(interval)  # real time: the lease guards against real deaths
             try:
-                holder.lease = await self._db(self.store.leases.renew, holder.lease)
+                holder.lease = await blocking(self.store.leases.renew, holder.lease)
             except ConcurrencyConflict:
                 holder.lost = True
                 log.warning("the stream lease was lost; the watermark commit will tell",
@@ -244,7 +249,7 @@ class SyncEngine:
         counts: PageCounts,
         followups: list[SyncJob],
     ) -> JobOutcome:
-        watermark = await self._db(self.store.watermarks.get, stream)
+        watermark = await blocking(self.store.watermarks.get, stream)
         if (job.sequence, job.step) != (watermark.sequence, watermark.step):
             log.info(
                 "job for run %d step %d is stale (stream at run %d step %d)",
@@ -258,7 +263,7 @@ class SyncEngine:
         spec = self.config.entity[job.entity]
         if watermark.phase is Phase.INITIAL and not await self._dependencies_done(stream):
             log.info("waiting for %s to finish their initial sync", spec.depends_on, extra=context)
-            await self._db(
+            await blocking(
                 self.store.watermarks.finish_run,
                 stream,
                 sequence=watermark.sequence,
@@ -279,7 +284,7 @@ class SyncEngine:
         except DmsyncError as failure:
             # Leave the reason where operators look (status), then let the queue retry it.
             with contextlib.suppress(DmsyncError):
-                await self._db(
+                await blocking(
                     self.store.watermarks.record_failure,
                     stream,
                     sequence=watermark.sequence,
@@ -301,7 +306,7 @@ class SyncEngine:
         )
         log.warning("%s: %s", stream, note, extra=context)
         with contextlib.suppress(DmsyncError):
-            await self._db(
+            await blocking(
                 self.store.watermarks.finish_run, stream, sequence=watermark.sequence, status=note
             )
         return JobOutcome.QUOTA
@@ -337,7 +342,7 @@ class SyncEngine:
                 system="dynamics",
             )
         finished_initial = page.next_link is None and watermark.phase is Phase.INITIAL
-        committed = await self._db(
+        committed = await blocking(
             self.store.watermarks.advance,
             stream,
             sequence=watermark.sequence,
@@ -375,7 +380,7 @@ class SyncEngine:
             followups.append(job.continuation(committed.sequence, committed.step))
             return JobOutcome.ADVANCED
         if watermark.resync:  # the full read is done: look for deletes it could not show
-            sweeping = await self._db(
+            sweeping = await blocking(
                 self.store.watermarks.set_sweep,
                 stream,
                 sequence=committed.sequence,
@@ -409,7 +414,7 @@ class SyncEngine:
         resolve = index.resolver()
         prepared = [transformer.prepare(row, resolve) for row in rows]
         ids = [p.dynamics_id for p in prepared] + list(deleted_ids)
-        stored = await self._db(
+        stored = await blocking(
             self.store.mappings.get_many, stream.instance_id, stream.entity, ids
         )
         mappings = {key.lower(): value for key, value in stored.items()}
@@ -584,9 +589,9 @@ class SyncEngine:
         counts.held += len(plan.held)
         counts.ignored += len(plan.ignored)
 
-        await self._db(self.store.mappings.put_many, new_mappings)
+        await blocking(self.store.mappings.put_many, new_mappings)
         if changes:
-            await self._db(
+            await blocking(
                 self.store.mappings.update_many, stream.instance_id, stream.entity, changes
             )
         held_failures = [
@@ -600,7 +605,7 @@ class SyncEngine:
             for item in plan.held
         ]
         if failures:
-            await self._db(self.store.errors.record_many, failures)
+            await blocking(self.store.errors.record_many, failures)
         # An unchanged record whose link is still missing keeps waiting (its payload is the
         # same as last time precisely because the link is still left out).
         pending.extend(p.dynamics_id for p in plan.unchanged if p.pending_links)
@@ -617,7 +622,7 @@ class SyncEngine:
             if i not in still_pending
         ]
         if resolved:
-            await self._db(self.store.errors.resolve, stream, resolved)
+            await blocking(self.store.errors.resolve, stream, resolved)
 
     async def _changed_fields(
         self,
@@ -696,7 +701,7 @@ class SyncEngine:
         A due record that no longer exists in Dynamics was deleted: it is handled as a delete
         (its mark may be what failed before); one never synced is simply resolved by it.
         """
-        due = await self._db(self.store.errors.due_for_retry, stream, self.options.retry_batch)
+        due = await blocking(self.store.errors.due_for_retry, stream, self.options.retry_batch)
         ids = [e.dynamics_id for e in due if e.dynamics_id]
         if not ids:
             return [], []
@@ -724,7 +729,7 @@ class SyncEngine:
             for dynamics_id in link_pending
         ]
         if pending or held:
-            await self._db(self.store.errors.record_many, [*pending, *held])
+            await blocking(self.store.errors.record_many, [*pending, *held])
 
     # --- run bookkeeping ---------------------------------------------------------------------
 
@@ -741,7 +746,7 @@ class SyncEngine:
             f"{expired.code or '0x80044352'}); a full resync started"
         )
         log.warning("%s: %s", stream, note, extra=context)
-        restarted = await self._db(self.store.watermarks.reset, stream, status=note)
+        restarted = await blocking(self.store.watermarks.reset, stream, status=note)
         followups.append(job.continuation(restarted.sequence, restarted.step))
         return JobOutcome.RESYNC
 
@@ -762,7 +767,7 @@ class SyncEngine:
         """
         assert watermark.sweep is not None
         spec = self.config.entity[stream.entity]
-        mappings, position = await self._db(
+        mappings, position = await blocking(
             self.store.mappings.list_entity_page,
             stream.instance_id,
             stream.entity,
@@ -781,7 +786,7 @@ class SyncEngine:
             )
             await self._process(stream, [], gone, counts)
         done = position is None
-        swept = await self._db(
+        swept = await blocking(
             self.store.watermarks.set_sweep,
             stream,
             sequence=watermark.sequence,
@@ -800,7 +805,7 @@ class SyncEngine:
 
     async def _dependencies_done(self, stream: StreamId) -> bool:
         for dependency in self._depends.get(stream.entity, ()):
-            mark = await self._db(
+            mark = await blocking(
                 self.store.watermarks.get,
                 StreamId(stream.instance_id, dependency, stream.direction),
             )
@@ -814,12 +819,12 @@ class SyncEngine:
         jobs = []
         for dependent in dependents_of(stream.entity, self._depends):
             target = StreamId(stream.instance_id, dependent, stream.direction)
-            mark = await self._db(self.store.watermarks.get, target)
+            mark = await blocking(self.store.watermarks.get, target)
             if mark.phase is not Phase.INITIAL or mark.run_open:
                 continue
             if not await self._dependencies_done(target):
                 continue
-            started = await self._db(self.store.watermarks.start_run, target)
+            started = await blocking(self.store.watermarks.start_run, target)
             jobs.append(
                 SyncJob(
                     instance_id=stream.instance_id,
@@ -835,7 +840,7 @@ class SyncEngine:
     async def _mapping_lookup(
         self, instance_id: str, entity: str, ids: Sequence[str]
     ) -> dict[str, tuple[str, bool]]:
-        found = await self._db(self.store.mappings.get_many, instance_id, entity, ids)
+        found = await blocking(self.store.mappings.get_many, instance_id, entity, ids)
         return {k: (m.marketo_id, not m.deleted_in_dynamics) for k, m in found.items()}
 
     async def _transformer(self, entity: str) -> RowTransformer:
@@ -851,10 +856,6 @@ class SyncEngine:
             transformer = RowTransformer(self.config, entity, tables)
             self._transformers[entity] = transformer
         return transformer
-
-    async def _db(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run a (blocking) state-store call off the event loop."""
-        return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 @dataclass

@@ -31,7 +31,7 @@ from shared.dynamics.client import DynamicsClient
 from shared.marketo.client import MarketoClient
 from shared.state.store import StateStore
 from shared.state.sync_errors import PENDING_CODE
-from shared.sync.adapters import MarketoTarget, table_ref
+from shared.sync.adapters import DataverseSource, MarketoTarget
 from shared.sync.config import EntitySpec, LinkSpec, SyncConfig, TargetKind
 from shared.sync.transform import UNMARKABLE, Decision, LinkState, RowTransformer
 from shared.sync.values import normalise, same_value
@@ -117,6 +117,7 @@ class Reconciler:
         self.store = store
         self.instance_id = instance_id
         self._target = MarketoTarget(marketo)
+        self._source = DataverseSource(dynamics)
         self._found: dict[str, dict[str, dict[str, Any]]] = {}
         """entity → Dynamics id → the Marketo record found for it."""
 
@@ -134,7 +135,7 @@ class Reconciler:
     async def _entity(self, name: str, errors: Mapping[str, str]) -> EntityReconciliation:
         spec = self.config.entity[name]
         result = EntityReconciliation(name)
-        rows = await self._rows(spec)
+        rows = await self._source.all_rows(spec)
         result.in_dynamics = len(rows)
         transformer = RowTransformer(self.config, name, await self._lookup_tables(spec))
         expected: dict[str, dict[str, Any]] = {}
@@ -172,30 +173,13 @@ class Reconciler:
         await self._check_deletes(spec, name, result)
         return result
 
-    async def _rows(self, spec: EntitySpec) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
-        async for page in self.dynamics.iter_pages(
-            table_ref(spec), spec.dynamics_columns(), track_changes=False
-        ):
-            for record in page.records:
-                row = dict(record.attributes)
-                row[spec.primary_key] = record.id
-                rows.append(row)
-        return rows
-
     async def _lookup_tables(self, spec: EntitySpec) -> dict[str, dict[str, Any]]:
-        tables: dict[str, dict[str, Any]] = {}
-        for lookup in spec.lookups.values():
-            table: dict[str, Any] = {}
-            async for page in self.dynamics.iter_pages(
-                table_ref_for(lookup.table, lookup.entity_set, lookup.key),
-                [lookup.key, lookup.field],
-                track_changes=False,
-            ):
-                for record in page.records:
-                    table[record.id.lower()] = record.attributes.get(lookup.field)
-            tables[lookup.entity_set] = table
-        return tables
+        return {
+            lookup.entity_set: await self._source.reference_table(
+                lookup.table, lookup.entity_set, lookup.key, lookup.field
+            )
+            for lookup in spec.lookups.values()
+        }
 
     def _resolve(self, link: LinkSpec, target: str) -> tuple[LinkState, str | None]:
         for entity in link.entities:
@@ -278,13 +262,6 @@ class Reconciler:
             if normalise(r.get(marker)) == "true"
         }
         result.deleted_unmarked = sorted(set(ids) - marked)
-
-
-def table_ref_for(table: str, entity_set: str, key: str) -> Any:
-    """A table address for a reference table."""
-    from shared.dynamics.models import TableRef
-
-    return TableRef(table, entity_set, key)
 
 
 def _role_key(record: Mapping[str, Any]) -> tuple[str | None, ...]:

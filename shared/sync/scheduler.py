@@ -15,12 +15,10 @@ On each tick, for the app's instance:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import ParamSpec, TypeVar
 
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.jobs import Direction, JobReason, SyncJob
@@ -28,15 +26,13 @@ from shared.state.instances import DynamicsOrganization, Instance, InstanceStatu
 from shared.state.store import StateStore
 from shared.state.streams import StreamId
 from shared.state.watermarks import Phase, Watermark
+from shared.sync.blocking import blocking
 from shared.sync.config import SyncConfig
 from shared.sync.engine import EngineOptions, JobQueue
 from shared.sync.ports import Source, SourceIdentity
 from shared.telemetry.metrics import SyncTelemetry
 
 log = logging.getLogger("dmsync.scheduler")
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -134,7 +130,7 @@ class Scheduler:
                 recorded = instance.config["dynamics_identity"]
         change = environment_change(recorded, seen)
         if change is not None:
-            await self._db(
+            await blocking(
                 self.store.instances.set_status,
                 instance.instance_id,
                 InstanceStatus.SUSPENDED,
@@ -146,7 +142,7 @@ class Scheduler:
             return report
         self.telemetry.instance_state(instance.instance_id, suspended=False)
         marks = {
-            entity: await self._db(self.store.watermarks.get, self._stream(entity))
+            entity: await blocking(self.store.watermarks.get, self._stream(entity))
             for entity in self.config.order
         }
         blocked = self._blocked_until()
@@ -167,7 +163,7 @@ class Scheduler:
             ):
                 report.waiting.append(entity)
             else:
-                started = await self._db(self.store.watermarks.start_run, self._stream(entity))
+                started = await blocking(self.store.watermarks.start_run, self._stream(entity))
                 await self.queue.enqueue(
                     SyncJob(
                         instance_id=instance.instance_id,
@@ -190,7 +186,7 @@ class Scheduler:
 
     async def _report_streams(self, marks: dict[str, Watermark]) -> None:
         """Backlog and lag per stream (the workbook's and the stall alert's inputs)."""
-        open_counts = await self._db(self.store.errors.count_open_by_kind, self.binding.instance_id)
+        open_counts = await blocking(self.store.errors.count_open_by_kind, self.binding.instance_id)
         now = self.clock.now()
         for entity, mark in marks.items():
             stream = self._stream(entity)
@@ -216,7 +212,7 @@ class Scheduler:
         return StreamId(self.binding.instance_id, entity, Direction.DYNAMICS_TO_MARKETO)
 
     async def _instance(self) -> Instance:
-        existing = await self._db(self.store.instances.get, self.binding.instance_id)
+        existing = await blocking(self.store.instances.get, self.binding.instance_id)
         if existing is not None:
             return existing
         identity = await self.source.identity()
@@ -239,7 +235,7 @@ class Scheduler:
             identity.organization_id,
             self.binding.marketo_base_url,
         )
-        return await self._db(self.store.instances.create, instance)
+        return await blocking(self.store.instances.create, instance)
 
     async def _adopt_identity(self, instance: Instance, seen: SourceIdentity) -> Instance:
         adopted = replace(
@@ -252,7 +248,7 @@ class Scheduler:
             instance.instance_id,
             seen.organization_id,
         )
-        return await self._db(self.store.instances.save, adopted)
+        return await blocking(self.store.instances.save, adopted)
 
     async def relink(self) -> Instance:
         """Accept the Dynamics environment as it is now and resume (operator action).
@@ -268,12 +264,12 @@ class Scheduler:
         for entity in self.config.order:
             stream = self._stream(entity)
             note = "re-linked to a refreshed Dynamics environment: full resync"
-            restarted = await self._db(self.store.watermarks.reset, stream, status=note)
+            restarted = await blocking(self.store.watermarks.reset, stream, status=note)
             # Closed at once: the next tick starts it (dependencies first), as for a new stream.
-            await self._db(
+            await blocking(
                 self.store.watermarks.finish_run, stream, sequence=restarted.sequence, status=note
             )
-        return await self._db(
+        return await blocking(
             self.store.instances.set_status,
             instance.instance_id,
             InstanceStatus.ACTIVE,
@@ -285,9 +281,6 @@ class Scheduler:
         if self._last_purge is not None and now - self._last_purge < 3600:
             return
         self._last_purge = now
-        purged = await self._db(self.store.errors.purge)
+        purged = await blocking(self.store.errors.purge)
         if purged:
             log.info("purged %d sync errors past their retention", purged)
-
-    async def _db(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        return await asyncio.to_thread(fn, *args, **kwargs)

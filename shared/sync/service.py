@@ -32,6 +32,7 @@ from shared.sync.job_queue import StorageJobQueue
 from shared.sync.scheduler import Binding, Scheduler, TickReport
 from shared.sync.schema_check import check_schemas
 from shared.sync.usage import ApiUsageReporter
+from shared.telemetry.logs import REDACTOR
 from shared.telemetry.metrics import SyncTelemetry
 
 log = logging.getLogger("dmsync.service")
@@ -101,6 +102,7 @@ async def build_runtime(
     dynamics_settings = load(DynamicsSettings, env)
     marketo_settings = load(MarketoSettings, env)
     sync = load(SyncSettings, env)
+    _register_secrets(storage, dynamics_settings, marketo_settings)
     config = load_config(sync.mapping_file)
     connection = StorageConnection.from_settings(storage)
     store = StateStore.from_connection(
@@ -152,6 +154,15 @@ async def build_runtime(
     )
     usage = ApiUsageReporter(dynamics, marketo, telemetry, sync.instance_id)
     return Runtime(engine, scheduler, store, dynamics, marketo, queue, telemetry, usage)
+
+
+def _register_secrets(
+    storage: StorageSettings, dynamics: DynamicsSettings, marketo: MarketoSettings
+) -> None:
+    """Make the log redaction know this app's secret values, wherever they might surface."""
+    for secret in (storage.connection_string, dynamics.client_secret, marketo.client_secret):
+        if secret is not None and secret.get_secret_value():
+            REDACTOR.add_secret(secret.get_secret_value())
 
 
 _runtime: Runtime | None = None
