@@ -32,7 +32,7 @@ from shared.errors import DeltaTokenExpiredError, FatalError
 from shared.jobs import Direction, SyncJob
 from shared.state.instances import InstanceStatus
 from shared.state.leases import StreamLeaseHeldError
-from shared.state.mappings import IdMapping, MappingUpdate, SyncFilter
+from shared.state.mappings import IdMapping, MappingUpdate, SyncFilter, normalize_dynamics_id
 from shared.state.store import StateStore
 from shared.state.streams import StreamId
 from shared.state.sync_errors import FailedRecord
@@ -420,7 +420,12 @@ class SyncEngine:
             *plan.filtered,
         ]
         if resolved:
-            await self._db(self.store.errors.resolve, stream, resolved)
+            # Only records with an open error row: resolving an id without one costs the store
+            # a rejected transaction round trip each (a 404 per id), minutes for a first copy.
+            open_ids = await self._db(self.store.errors.open_record_ids, stream)
+            to_resolve = [i for i in resolved if normalize_dynamics_id(i) in open_ids]
+            if to_resolve:
+                await self._db(self.store.errors.resolve, stream, to_resolve)
 
     async def _send(
         self,
