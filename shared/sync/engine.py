@@ -28,7 +28,7 @@ from enum import StrEnum
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from shared.clock import SYSTEM_CLOCK, Clock
-from shared.errors import DeltaTokenExpiredError, FatalError
+from shared.errors import ConcurrencyConflict, DeltaTokenExpiredError, FatalError
 from shared.jobs import Direction, SyncJob
 from shared.state.instances import InstanceStatus
 from shared.state.leases import StreamLeaseHeldError
@@ -36,7 +36,7 @@ from shared.state.mappings import IdMapping, MappingUpdate, SyncFilter, normaliz
 from shared.state.store import StateStore
 from shared.state.streams import StreamId
 from shared.state.sync_errors import FailedRecord
-from shared.state.watermarks import Phase, RunCounts
+from shared.state.watermarks import Phase, RunCounts, Watermark, start_run
 from shared.sync.config import EntitySpec, SyncConfig
 from shared.sync.links import build_link_index
 from shared.sync.order import dependents_of
@@ -534,7 +534,9 @@ class SyncEngine:
             target = StreamId(stream.instance_id, dependent, stream.direction)
             if not await self._dependencies_done(target):
                 continue
-            started = await self._db(self.store.watermarks.start_run, target)
+            started = await self._start_unless_running(target)
+            if started is None:
+                continue
             await self.queue.enqueue(
                 SyncJob(
                     instance_id=stream.instance_id,
@@ -543,6 +545,22 @@ class SyncEngine:
                     sequence=started.sequence,
                 )
             )
+
+    async def _start_unless_running(self, stream: StreamId) -> Watermark | None:
+        """Open a run of ``stream`` unless one is open; ``None`` if it was (or just got) one.
+
+        Another dependency finishing, or the timer, may start the same stream at the same time.
+        A second start would make the first run's job stale mid-page, while the second job is
+        turned away by the lease the first still holds: the run would sit open, with no job,
+        until the scheduler finds it stale. The save is conditioned on the ETag just read.
+        """
+        mark = await self._db(self.store.watermarks.get, stream)
+        if mark.run_open:
+            return None
+        try:
+            return await self._db(self.store.watermarks.save, start_run(mark, self.clock.now()))
+        except ConcurrencyConflict:
+            return None
 
     # --- helpers ---------------------------------------------------------------------------
 

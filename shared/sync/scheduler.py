@@ -22,11 +22,12 @@ from dataclasses import dataclass, field, replace
 from typing import ParamSpec, TypeVar
 
 from shared.clock import SYSTEM_CLOCK, Clock
+from shared.errors import ConcurrencyConflict
 from shared.jobs import Direction, JobReason, SyncJob
 from shared.state.instances import DynamicsOrganization, Instance, InstanceStatus, MarketoInstance
 from shared.state.store import StateStore
 from shared.state.streams import StreamId
-from shared.state.watermarks import Phase, Watermark
+from shared.state.watermarks import Phase, Watermark, start_run
 from shared.sync.config import SyncConfig
 from shared.sync.engine import EngineOptions, JobQueue
 from shared.sync.ports import Source, SourceIdentity
@@ -138,7 +139,16 @@ class Scheduler:
             ):
                 report.waiting.append(entity)
             else:
-                started = await self._db(self.store.watermarks.start_run, self._stream(entity))
+                # Conditioned on the watermark read above: a dependency's completion may have
+                # started this stream since (shared.sync.engine), and a second start would
+                # leave that run's job stale and this one's turned away by its lease.
+                try:
+                    started = await self._db(
+                        self.store.watermarks.save, start_run(mark, self.clock.now())
+                    )
+                except ConcurrencyConflict:
+                    report.in_flight.append(entity)
+                    continue
                 await self.queue.enqueue(
                     SyncJob(
                         instance_id=instance.instance_id,
