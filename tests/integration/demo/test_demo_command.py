@@ -63,11 +63,16 @@ def test_small_demo_syncs_changes_and_reconciles() -> None:
     assert marked_processes(value) == []
 
 
-def test_ctrl_c_stops_everything_it_started() -> None:
+def test_ctrl_c_stops_everything_it_started(tmp_path: Path) -> None:
     """SIGINT once the host runs: exit 130, and the host, emulators and Azurite are gone."""
     value, env = marked_environment()
     demo = subprocess.Popen(
-        DEMO, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [*DEMO, "--log-dir", str(tmp_path)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     seen: list[str] = []
     host_started = threading.Event()
@@ -93,4 +98,18 @@ def test_ctrl_c_stops_everything_it_started() -> None:
             demo.wait()
     reader.join(10)
     assert any("interrupted: everything the demo started has been stopped" in s for s in seen)
+    assert marked_processes(value) == []
+
+
+def test_a_host_that_cannot_start_fails_the_demo_and_leaves_nothing(tmp_path: Path) -> None:
+    """A schedule the host refuses: exit 1, the host's own error shown, everything stopped."""
+    value, env = marked_environment()
+    command = [*DEMO, "--schedule", "every minute", "--log-dir", str(tmp_path)]
+    result = subprocess.run(
+        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "the host exited with status 2" in result.stdout
+    assert "is not an NCRONTAB expression" in result.stdout
+    assert "DEMO FAILED: the host stopped during the initial sync" in result.stdout
     assert marked_processes(value) == []
