@@ -41,11 +41,11 @@ from shared.errors import (
 from shared.jobs import Direction, SyncJob
 from shared.state.instances import InstanceStatus
 from shared.state.leases import Lease, StreamLeaseHeldError
-from shared.state.mappings import IdMapping, MappingUpdate, SyncFilter
+from shared.state.mappings import IdMapping, MappingUpdate, SyncFilter, normalize_dynamics_id
 from shared.state.store import StateStore
 from shared.state.streams import StreamId
 from shared.state.sync_errors import PENDING_CODE, FailedRecord
-from shared.state.watermarks import Phase, RunCounts, Watermark
+from shared.state.watermarks import Phase, RunCounts, Watermark, start_run
 from shared.sync.blocking import blocking
 from shared.sync.config import EntitySpec, SyncConfig
 from shared.sync.links import build_link_index
@@ -622,7 +622,12 @@ class SyncEngine:
             if i not in still_pending
         ]
         if resolved:
-            await blocking(self.store.errors.resolve, stream, resolved)
+            # Only records with an open error row: resolving an id without one costs the store
+            # a rejected transaction round trip each (a 404 per id), minutes for a first copy.
+            open_ids = await blocking(self.store.errors.open_record_ids, stream)
+            to_resolve = [i for i in resolved if normalize_dynamics_id(i) in open_ids]
+            if to_resolve:
+                await blocking(self.store.errors.resolve, stream, to_resolve)
 
     async def _changed_fields(
         self,
@@ -824,7 +829,9 @@ class SyncEngine:
                 continue
             if not await self._dependencies_done(target):
                 continue
-            started = await blocking(self.store.watermarks.start_run, target)
+            started = await self._start_unless_running(target)
+            if started is None:
+                continue
             jobs.append(
                 SyncJob(
                     instance_id=stream.instance_id,
@@ -834,6 +841,22 @@ class SyncEngine:
                 )
             )
         return jobs
+
+    async def _start_unless_running(self, stream: StreamId) -> Watermark | None:
+        """Open a run of ``stream`` unless one is open; ``None`` if it was (or just got) one.
+
+        Another dependency finishing, or the timer, may start the same stream at the same time.
+        A second start would make the first run's job stale mid-page, while the second job is
+        turned away by the lease the first still holds: the run would sit open, with no job,
+        until the scheduler finds it stale. The save is conditioned on the ETag just read.
+        """
+        mark = await blocking(self.store.watermarks.get, stream)
+        if mark.run_open:
+            return None
+        try:
+            return await blocking(self.store.watermarks.save, start_run(mark, self.clock.now()))
+        except ConcurrencyConflict:
+            return None
 
     # --- helpers ---------------------------------------------------------------------------
 

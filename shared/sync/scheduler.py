@@ -21,11 +21,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from shared.clock import SYSTEM_CLOCK, Clock
+from shared.errors import ConcurrencyConflict
 from shared.jobs import Direction, JobReason, SyncJob
 from shared.state.instances import DynamicsOrganization, Instance, InstanceStatus, MarketoInstance
 from shared.state.store import StateStore
 from shared.state.streams import StreamId
-from shared.state.watermarks import Phase, Watermark
+from shared.state.watermarks import Phase, Watermark, start_run
 from shared.sync.blocking import blocking
 from shared.sync.config import SyncConfig
 from shared.sync.engine import EngineOptions, JobQueue
@@ -163,7 +164,16 @@ class Scheduler:
             ):
                 report.waiting.append(entity)
             else:
-                started = await blocking(self.store.watermarks.start_run, self._stream(entity))
+                # Conditioned on the watermark read above: a dependency's completion may have
+                # started this stream since (shared.sync.engine), and a second start would
+                # leave that run's job stale and this one's turned away by its lease.
+                try:
+                    started = await blocking(
+                        self.store.watermarks.save, start_run(mark, self.clock.now())
+                    )
+                except ConcurrencyConflict:
+                    report.in_flight.append(entity)
+                    continue
                 await self.queue.enqueue(
                     SyncJob(
                         instance_id=instance.instance_id,
