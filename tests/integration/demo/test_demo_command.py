@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -89,6 +90,11 @@ def test_ctrl_c_stops_everything_it_started(tmp_path: Path) -> None:
     try:
         assert host_started.wait(60), "".join(seen)
         running = marked_processes(value)
+        for _ in range(100):  # the host's process may still be starting under load
+            if len(running) >= 5:
+                break
+            time.sleep(0.2)
+            running = marked_processes(value)
         assert len(running) >= 5, running  # the demo, Azurite, two emulators, the host
         demo.send_signal(signal.SIGINT)
         assert demo.wait(60) == 130, "".join(seen)

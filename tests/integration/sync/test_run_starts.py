@@ -42,6 +42,17 @@ def count_outcomes(sync: SyncHarness) -> list[JobOutcome]:
 Kick = Callable[[StreamId], Awaitable[None]]
 
 
+def engine_kick(sync: SyncHarness) -> Kick:
+    """The engine's start of a finished stream's dependents, sending their jobs at once."""
+    start = sync.runtime.engine._start_dependents
+
+    async def kick(stream: StreamId) -> None:
+        for job in await start(stream):
+            await sync.runtime.queue.enqueue(job)
+
+    return kick
+
+
 def delay_kick(sync: SyncHarness, entity: str) -> tuple[list[StreamId], Kick]:
     """Hold back the dependents' start after ``entity``'s initial sync.
 
@@ -50,16 +61,16 @@ def delay_kick(sync: SyncHarness, entity: str) -> tuple[list[StreamId], Kick]:
     """
     engine = sync.runtime.engine
     held: list[StreamId] = []
-    kick = engine._kick_dependents
+    start = engine._start_dependents
 
-    async def later(stream: StreamId) -> None:
+    async def later(stream: StreamId) -> list[SyncJob]:
         if stream.entity == entity:
             held.append(stream)
-            return
-        await kick(stream)
+            return []
+        return await start(stream)
 
-    engine._kick_dependents = later  # type: ignore[method-assign]
-    return held, kick
+    engine._start_dependents = later  # type: ignore[method-assign]
+    return held, engine_kick(sync)
 
 
 def on_enqueue(sync: SyncHarness, hook: Callable[[SyncJob], Awaitable[None]]) -> None:
@@ -82,14 +93,14 @@ async def test_a_timer_tick_between_commit_and_kick_starts_no_second_run(
     async with sync_harness(azurite, dyn, mkto) as sync:
         outcomes = count_outcomes(sync)
         engine = sync.runtime.engine
-        kick = engine._kick_dependents
+        start = engine._start_dependents
 
-        async def tick_first(stream: StreamId) -> None:
+        async def tick_first(stream: StreamId) -> list[SyncJob]:
             if stream.entity == "opportunity":
                 await sync.tick()  # the timer fires between the commit and the kick
-            await kick(stream)
+            return await start(stream)
 
-        engine._kick_dependents = tick_first  # type: ignore[method-assign]
+        engine._start_dependents = tick_first  # type: ignore[method-assign]
         await sync.sync_until_caught_up()
         assert JobOutcome.STALE not in outcomes
         assert sync.watermark("opportunity_customer").sequence >= 1
