@@ -38,7 +38,13 @@ from dmsync.demo.arrivals import latency_summary, make_changes, watch
 from dmsync.demo.changes import Change, Observation, build_changes, pick_subjects
 from dmsync.demo.observe import MarketoView, SyncStateView
 from dmsync.demo.output import DemoFailure, Narrator
-from dmsync.demo.processes import Services, app_settings, running_host, running_services
+from dmsync.demo.processes import (
+    SAMPLE_ORG_MAPPING,
+    Services,
+    app_settings,
+    running_host,
+    running_services,
+)
 from dmsync.demo.progress import wait_for_initial_sync
 from dmsync.demo.scenario import FILTERED_TABLES, SCALES, Scale, render_summary, seed, summarize
 from dmsync.reconcile_command import reconcile
@@ -133,7 +139,7 @@ class Demo:
         self.say = narrator.say
         self.narrator = narrator
         self.work_dir = work_dir
-        self.config: SyncConfig = load_config()
+        self.config: SyncConfig = load_config(SAMPLE_ORG_MAPPING)
 
     def run(self) -> bool:
         """All stages; True when everything arrived and the reconciliation holds."""
