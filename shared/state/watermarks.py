@@ -122,6 +122,15 @@ class Watermark:
         return max(0.0, (now - self.last_success_at).total_seconds())
 
 
+def _require_run(watermark: Watermark, sequence: int) -> None:
+    """Raise StaleRunError unless ``sequence`` is the watermark's current run."""
+    if sequence != watermark.sequence:
+        raise StaleRunError(
+            f"watermark {watermark.stream} is at run {watermark.sequence}, "
+            f"not {sequence}: this job is stale"
+        )
+
+
 def start_run(watermark: Watermark, now: datetime) -> Watermark:
     """Open a new run: the sequence moves on, so jobs of older runs become stale."""
     return replace(
@@ -148,10 +157,7 @@ def with_sweep(
     Raises:
         StaleRunError: ``sequence`` is not the current run.
     """
-    if sequence != watermark.sequence:
-        raise StaleRunError(
-            f"watermark {watermark.stream} is at run {watermark.sequence}, not {sequence}"
-        )
+    _require_run(watermark, sequence)
     return replace(
         watermark,
         sweep=sweep,
@@ -170,10 +176,7 @@ def finish_run(
     Raises:
         StaleRunError: ``sequence`` is not the current run.
     """
-    if sequence != watermark.sequence:
-        raise StaleRunError(
-            f"watermark {watermark.stream} is at run {watermark.sequence}, not {sequence}"
-        )
+    _require_run(watermark, sequence)
     return replace(
         watermark,
         run_open=False,
@@ -213,11 +216,7 @@ def advance(
         StaleRunError: ``sequence`` is not the current run.
         ValueError: an empty cursor or a backwards phase change.
     """
-    if sequence != watermark.sequence:
-        raise StaleRunError(
-            f"watermark {watermark.stream} is at run {watermark.sequence}, "
-            f"not {sequence}: this job is stale"
-        )
+    _require_run(watermark, sequence)
     if not cursor:
         raise ValueError("advance needs a cursor; use reset to read the stream from the start")
     new_phase = phase or watermark.phase
@@ -255,10 +254,7 @@ def record_failure(
     Raises:
         StaleRunError: ``sequence`` is not the current run.
     """
-    if sequence != watermark.sequence:
-        raise StaleRunError(
-            f"watermark {watermark.stream} is at run {watermark.sequence}, not {sequence}"
-        )
+    _require_run(watermark, sequence)
     return replace(
         watermark,
         counts=watermark.counts + (counts or RunCounts()),
