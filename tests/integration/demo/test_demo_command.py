@@ -6,6 +6,7 @@ scan of ``/proc`` afterwards finds any it left running (and never another test's
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,9 +42,29 @@ def marked_processes(value: str) -> list[int]:
     return found
 
 
+def stop_marked(value: str) -> None:
+    """Last resort after a failed test: end whatever still carries the marker, so a failure
+    never leaves servers behind for the rest of the run (or for other engineers)."""
+    for pid in marked_processes(value):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+_MARKERS: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_behind() -> Iterator[None]:
+    """Whatever a test of this module started is ended when it finishes, even on failure."""
+    yield
+    while _MARKERS:
+        stop_marked(_MARKERS.pop())
+
+
 def marked_environment() -> tuple[str, dict[str, str]]:
     """A fresh marker value and the environment that carries it."""
     value = uuid.uuid4().hex
+    _MARKERS.append(value)
     return value, {**os.environ, MARKER: value}
 
 
@@ -100,8 +122,13 @@ def test_ctrl_c_stops_everything_it_started(tmp_path: Path) -> None:
         assert demo.wait(60) == 130, "".join(seen)
     finally:
         if demo.poll() is None:
-            demo.kill()
-            demo.wait()
+            demo.send_signal(signal.SIGINT)  # let the demo stop its children itself first
+            try:
+                demo.wait(60)
+            except subprocess.TimeoutExpired:
+                demo.kill()
+                demo.wait()
+        stop_marked(value)
     reader.join(10)
     assert any("interrupted: everything the demo started has been stopped" in s for s in seen)
     assert marked_processes(value) == []
