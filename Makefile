@@ -66,3 +66,7 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) $(VENV_INFRA) $(KQL_TOOLS)/node_modules node_modules .mypy_cache .pytest_cache .ruff_cache
+
+# The README's first command: sets up, then runs the whole product end to end (dmsync/demo/).
+demo: setup
+	$(VENV)/bin/dmsync demo

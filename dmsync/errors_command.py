@@ -45,6 +45,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", help="errors last seen before: 30m, 2h, 7d or an ISO time")
     parser.add_argument("--all", action="store_true", help="include resolved errors")
     parser.add_argument(
+        "--pending",
+        action="store_true",
+        help="list the records waiting for a linked record to reach Marketo instead",
+    )
+    parser.add_argument(
         "--limit", type=int, default=200, help="show at most this many (default 200)"
     )
 
@@ -65,13 +70,25 @@ def run(args: argparse.Namespace) -> int:
         until=until,
         include_resolved=args.all,
         limit=args.limit,
+        kind="pending" if args.pending else "errors",
     )
+    waiting = (
+        []
+        if args.pending or args.json
+        else store.errors.list(args.instance_id, entity=args.entity, kind="pending")
+    )
+    what = "records waiting for a dependency" if args.pending else "sync errors"
     if args.json:
         print_json([_as_json(e) for e in errors])
     elif errors:
         print(render_table(_HEADERS, [_row(e) for e in errors]))
     else:
-        print(f"no {'' if args.all else 'open '}sync errors for {args.instance_id}")
+        print(f"no {'' if args.all else 'open '}{what} for {args.instance_id}")
+    if not args.json and not args.pending and waiting:
+        print(
+            f"({len(waiting)} records wait for a linked record to reach Marketo; "
+            "they are not errors: --pending lists them)"
+        )
     return 0
 
 

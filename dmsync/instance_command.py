@@ -1,4 +1,9 @@
-"""``dmsync instance list|show|add|copy``: the integration instances in the state store.
+"""``dmsync instance list|show|add|copy|pause|resume|relink``: the integration instances.
+
+``pause``/``resume`` stop and restart the sync of an instance (an operator's choice).
+``relink`` accepts the Dynamics environment the app's settings now reach as the instance's own
+(after a deliberate sandbox refresh the sync suspended itself for) and resumes it; it needs the
+app's full settings, as the app does.
 
 ``copy SOURCE TARGET`` applies the instance-copy rule stored in Table Storage: a source that is
 integrated with Microsoft Dynamics is refused (exit 2, with Marketo's wording); otherwise the
@@ -8,6 +13,7 @@ target gets the source's configuration and nothing else, and starts paused.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -61,13 +67,36 @@ def configure(parser: argparse.ArgumentParser) -> None:
     copy.add_argument("target", metavar="TARGET")
     copy.add_argument("--marketo-base-url", help="the target's Marketo REST base URL")
     copy.add_argument("--munchkin-id", help="the target's Marketo Munchkin id")
-    for sub in (listing, show, add, copy):
+    pause = actions.add_parser("pause", help="stop syncing an instance")
+    pause.add_argument("instance_id", metavar="INSTANCE")
+    pause.add_argument("--reason", default="paused by an operator", help="shown in status")
+    resume = actions.add_parser("resume", help="sync a paused instance again")
+    resume.add_argument("instance_id", metavar="INSTANCE")
+    actions.add_parser(
+        "relink",
+        help="accept the Dynamics environment the settings reach now, and resume "
+        "(after a sandbox refresh); reads every app setting",
+    )
+    for sub in (listing, show, add, copy, pause, resume):
         add_store_options(sub)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the chosen action."""
+    if args.action == "relink":
+        return asyncio.run(_relink())
     store = open_store(args)
+    if args.action in ("pause", "resume"):
+        current = store.instances.require(args.instance_id)
+        if args.action == "resume" and current.status is InstanceStatus.SUSPENDED:
+            raise ConfigurationError(
+                f"instance {args.instance_id} was suspended by the sync itself "
+                f"({current.status_reason}); check the cause, then use `dmsync instance relink`"
+            )
+        status = InstanceStatus.PAUSED if args.action == "pause" else InstanceStatus.ACTIVE
+        reason = args.reason if args.action == "pause" else "resumed by an operator"
+        _print_one(store.instances.set_status(args.instance_id, status, reason), as_json=args.json)
+        return 0
     if args.action == "list":
         instances = store.instances.list()
         if args.json:
@@ -91,6 +120,21 @@ def run(args: argparse.Namespace) -> int:
             f"(configuration only; status {created.status.value})"
         )
     _print_one(created, as_json=args.json)
+    return 0
+
+
+async def _relink() -> int:
+    from shared.sync.service import build_runtime
+
+    runtime = await build_runtime()
+    try:
+        instance = await runtime.scheduler.relink()
+    finally:
+        await runtime.aclose()
+    print(
+        f"instance {instance.instance_id} re-linked to Dynamics organization "
+        f"{instance.dynamics.organization_id}; status {instance.status.value}"
+    )
     return 0
 
 

@@ -30,10 +30,13 @@ _HEADERS = (
     "SKIPPED",
     "FAILED",
     "PROGRESS",
+    "BACKLOG",
     "LAST RUN",
     "LAST SUCCESS",
     "LEASE",
     "ERRORS",
+    "PENDING",
+    "NOTE",
 )
 
 
@@ -82,10 +85,13 @@ def _row(stream: StreamStatus) -> list[str]:
         str(stream.counts.skipped),
         str(stream.counts.failed),
         _progress(stream.progress_done, stream.progress_total),
+        "?" if stream.backlog is None else str(stream.backlog),
         format_time(stream.last_run_at),
         format_time(stream.last_success_at),
         shorten(stream.lease_holder, 30),
         str(stream.open_errors),
+        str(stream.pending_links),
+        shorten(stream.last_error or stream.note, 48),
     ]
 
 

@@ -58,19 +58,23 @@ class SyncJobV1(BaseModel):
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     sequence: int = Field(default=0, ge=0)
     """The watermark's run sequence when enqueued; lets the worker drop stale continuations."""
+    step: int = Field(default=0, ge=0)
+    """The step of that run this job is for (0: the run's first page); a job for a step already
+    committed is a duplicate and is dropped."""
 
     def to_json(self) -> str:
         """The message body (JSON text; the queue client base64-encodes it)."""
         return self.model_dump_json()
 
-    def continuation(self, sequence: int) -> SyncJobV1:
-        """The follow-up job for the same stream, carrying the new run sequence."""
+    def continuation(self, sequence: int, step: int = 0) -> SyncJobV1:
+        """The follow-up job for the same stream, for ``step`` of run ``sequence``."""
         return self.model_copy(
             update={
                 "job_id": uuid.uuid4().hex,
                 "reason": JobReason.CONTINUATION,
                 "created_at": datetime.now(UTC),
                 "sequence": sequence,
+                "step": step,
             }
         )
 

@@ -202,6 +202,18 @@ class Governor:
             if self._stopped_until is None or resets_at > self._stopped_until:
                 self._stopped_until = resets_at
 
+    def blocked_until(self) -> datetime | None:
+        """When calls may resume if they are refused now (607 seen, or the daily budget used up);
+        ``None`` while calls are admitted. Read-only: for schedulers deciding whether to start."""
+        with self._lock:
+            now = self.clock.now()
+            if self._stopped_until is not None and now < self._stopped_until:
+                return self._stopped_until
+            self._roll_day_locked(now)
+            if self._day_used >= self.limits.daily_budget:
+                return next_quota_reset(now)
+            return None
+
     def observe_daily_usage(self, used: int) -> None:
         """Raise today's count to ``used`` if Marketo reports more than we counted (e.g. from
         ``stats/usage.json`` after a restart, when the in-process count started at zero)."""

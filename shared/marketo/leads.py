@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from shared.marketo.models import LeadField, Page, RecordOutcome, SyncAction
-from shared.marketo.queries import iterate_filter_query
+from shared.marketo.queries import collect_items, iterate_filter_query
 from shared.marketo.transport import DEFAULT_TIMEOUT, MarketoTransport
 from shared.marketo.writes import write_records
 
@@ -88,12 +88,9 @@ class LeadsApi:
         batch_size: int = 300,
     ) -> list[dict[str, Any]]:
         """Every lead :meth:`iter_by_filter` yields, as one list."""
-        found: list[dict[str, Any]] = []
-        async for page in self.iter_by_filter(
-            filter_type, values, fields=fields, batch_size=batch_size
-        ):
-            found.extend(page.items)
-        return found
+        return await collect_items(
+            self.iter_by_filter(filter_type, values, fields=fields, batch_size=batch_size)
+        )
 
     async def get_by_id(
         self, lead_id: int, *, fields: Sequence[str] | None = None

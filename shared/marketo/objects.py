@@ -24,7 +24,12 @@ from typing import Any
 from shared.errors import ApiRequestError
 from shared.marketo.models import DedupeBy, ObjectDescription, ObjectSyncAction, Page, RecordOutcome
 from shared.marketo.paging import iterate_pages, more_result
-from shared.marketo.queries import MAX_FILTER_VALUES, check_page_size, iterate_filter_query
+from shared.marketo.queries import (
+    MAX_FILTER_VALUES,
+    check_page_size,
+    collect_items,
+    iterate_filter_query,
+)
 from shared.marketo.transport import DEFAULT_TIMEOUT, MarketoTransport
 from shared.marketo.writes import write_records
 
@@ -132,12 +137,9 @@ class ObjectsApi:
         batch_size: int = 300,
     ) -> list[dict[str, Any]]:
         """Every record :meth:`iter_by_filter` yields, as one list."""
-        found: list[dict[str, Any]] = []
-        async for page in self.iter_by_filter(
-            filter_type, values, fields=fields, batch_size=batch_size
-        ):
-            found.extend(page.items)
-        return found
+        return await collect_items(
+            self.iter_by_filter(filter_type, values, fields=fields, batch_size=batch_size)
+        )
 
     async def query_by_keys(
         self,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.marketo.models import Page
 from shared.marketo.paging import iterate_pages, more_result
@@ -74,3 +74,14 @@ async def iterate_filter_query(
 
         async for page in iterate_pages(fetch, None, what=endpoint):
             yield page
+
+
+T = TypeVar("T")
+
+
+async def collect_items(pages: AsyncIterator[Page[T]]) -> list[T]:
+    """Every item of every page, as one list."""
+    found: list[T] = []
+    async for page in pages:
+        found.extend(page.items)
+    return found

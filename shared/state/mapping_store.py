@@ -173,6 +173,40 @@ class MappingStore:
         with storage_errors("listing ID mappings"):
             return [mapping_from_entity(row) for row in client.query_entities(query)]
 
+    def list_entity_page(
+        self, instance_id: str, entity: str, after: str, limit: int
+    ) -> tuple[list[IdMapping], str | None]:
+        """Up to ``limit`` mappings of one (instance, entity) in key order, after the position
+        ``after`` (``""``: from the start); returns them and the position to continue from
+        (``None`` when there are no more). For resumable scans such as the delete sweep."""
+        low, high = prefix_range(instance_id, entity)
+        clauses = [
+            odata.compare("PartitionKey", "ge", odata.string(low)),
+            odata.compare("PartitionKey", "lt", odata.string(high)),
+        ]
+        if after:
+            partition_key, row_key = after.split("\t", 1)
+            clauses.append(
+                odata.any_of(
+                    odata.compare("PartitionKey", "gt", odata.string(partition_key)),
+                    odata.all_of(
+                        odata.compare("PartitionKey", "eq", odata.string(partition_key)),
+                        odata.compare("RowKey", "gt", odata.string(row_key)),
+                    ),
+                )
+            )
+        client = self._client(TableKind.MAPPINGS)
+        rows: list[Any] = []
+        with storage_errors("listing ID mappings"):
+            for row in client.query_entities(odata.all_of(*clauses), results_per_page=limit):
+                rows.append(row)
+                if len(rows) >= limit:
+                    break
+        position = (
+            f"{rows[-1]['PartitionKey']}\t{rows[-1]['RowKey']}" if len(rows) >= limit else None
+        )
+        return [mapping_from_entity(row) for row in rows], position
+
     def has_any(self, instance_id: str, entity: str | None = None) -> bool:
         """Whether any mapping or index row exists for the instance (two small queries).
 

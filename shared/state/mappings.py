@@ -150,6 +150,9 @@ class IdMapping:
     """Hash of the field values this sync last wrote to Marketo."""
     deleted_in_dynamics: bool = False
     sync_filter: SyncFilter = SyncFilter.UNSET
+    marketo_fields: Mapping[str, str] | None = None
+    """Per Marketo field, a short hash of the value last written there: an update sends only
+    the fields whose value changed, and a field Marketo changed since is recognised."""
     created_at: datetime | None = None
     updated_at: datetime | None = None
     dynamics_written_at: datetime | None = None
@@ -178,6 +181,8 @@ class MappingUpdate:
     marketo_hash: str | None = None
     deleted_in_dynamics: bool | None = None
     sync_filter: SyncFilter | None = None
+    marketo_fields: Mapping[str, str] | None = None
+    """The whole per-field hash map after this write (it replaces the stored one)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dynamics_id", normalize_dynamics_id(self.dynamics_id))
@@ -204,6 +209,8 @@ def forward_entity(mapping: IdMapping, layout: MappingLayout) -> dict[str, Any]:
         value = getattr(mapping, name)
         if value is not None:
             entity[name] = value
+    if mapping.marketo_fields is not None:
+        entity["marketo_fields"] = _field_hashes_text(mapping.marketo_fields)
     for name in ("created_at", "updated_at", "dynamics_written_at", "marketo_written_at"):
         value = getattr(mapping, name)
         if value is not None:
@@ -250,7 +257,23 @@ def update_entity(
         entity["deleted_in_dynamics"] = update.deleted_in_dynamics
     if update.sync_filter is not None:
         entity["sync_filter"] = update.sync_filter.value
+    if update.marketo_fields is not None:
+        entity["marketo_fields"] = _field_hashes_text(update.marketo_fields)
     return entity
+
+
+def _field_hashes_text(hashes: Mapping[str, str]) -> str:
+    """The per-field hashes as compact JSON (well under the 32K-character property limit for
+    any realistic field count: ~25 characters a field)."""
+    return json.dumps(dict(hashes), separators=(",", ":"), sort_keys=True)
+
+
+def _field_hashes(entity: Any) -> dict[str, str] | None:
+    text = read_str(entity, "marketo_fields")
+    if not text:
+        return None
+    loaded = json.loads(text)
+    return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else None
 
 
 def _stream_parts(partition_key: str) -> tuple[str, str]:
@@ -275,6 +298,7 @@ def mapping_from_entity(entity: Any) -> IdMapping:
         marketo_hash=read_str(entity, "marketo_hash"),
         deleted_in_dynamics=read_bool(entity, "deleted_in_dynamics"),
         sync_filter=SyncFilter(read_str(entity, "sync_filter") or SyncFilter.UNSET.value),
+        marketo_fields=_field_hashes(entity),
         created_at=read_datetime(entity, "created_at"),
         updated_at=read_datetime(entity, "updated_at"),
         dynamics_written_at=read_datetime(entity, "dynamics_written_at"),

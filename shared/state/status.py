@@ -37,6 +37,20 @@ class StreamStatus:
     lease_holder: str | None
     lease_expires_at: datetime | None
     open_errors: int
+    pending_links: int = 0
+    """Records waiting for a linked record to reach Marketo (not errors)."""
+
+    @property
+    def backlog(self) -> int | None:
+        """Records known to be waiting: the rest of an initial copy, plus pending links.
+
+        Changes not yet read from a delta are unknown until read (``None`` only when the
+        initial total is unknown)."""
+        if self.phase is Phase.INITIAL or self.phase is None:
+            if self.progress_total is None:
+                return None
+            return max(0, self.progress_total - self.progress_done) + self.pending_links
+        return self.pending_links
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (times as ISO-8601 strings)."""
@@ -59,6 +73,8 @@ class StreamStatus:
             "lease_holder": self.lease_holder,
             "lease_expires_at": _iso(self.lease_expires_at),
             "open_errors": self.open_errors,
+            "pending_links": self.pending_links,
+            "backlog": self.backlog,
         }
 
 
@@ -91,11 +107,13 @@ def build_report(
     leases: Iterable[Lease],
     open_errors: Mapping[StreamId, int],
     now: datetime,
+    pending_links: Mapping[StreamId, int] | None = None,
 ) -> InstanceReport:
     """Join one instance's watermarks, leases and open error counts by stream."""
     by_stream = {w.stream: w for w in watermarks}
     live_leases = {lease.stream: lease for lease in leases if not lease.is_expired(now)}
-    streams = sorted(set(by_stream) | set(live_leases) | set(open_errors))
+    pending = pending_links or {}
+    streams = sorted(set(by_stream) | set(live_leases) | set(open_errors) | set(pending))
     rows = []
     for stream in streams:
         watermark = by_stream.get(stream)
@@ -116,6 +134,7 @@ def build_report(
                 lease_holder=lease.owner if lease else None,
                 lease_expires_at=lease.expires_at if lease else None,
                 open_errors=open_errors.get(stream, 0),
+                pending_links=pending.get(stream, 0),
             )
         )
     return InstanceReport(instance_id=instance_id, instance=instance, streams=rows)

@@ -148,14 +148,18 @@ class StateStore:
             registered = self.instances.list()
             instances = {i.instance_id: i for i in registered}
             ids = sorted(set(instances) | {w.stream.instance_id for w in self.watermarks.list()})
-        return [
-            build_report(
-                iid,
-                instances.get(iid),
-                self.watermarks.list(iid),
-                self.leases.list(iid),
-                self.errors.count_open(iid),
-                now,
+        reports = []
+        for iid in ids:
+            open_counts = self.errors.count_open_by_kind(iid)
+            reports.append(
+                build_report(
+                    iid,
+                    instances.get(iid),
+                    self.watermarks.list(iid),
+                    self.leases.list(iid),
+                    {stream: n for stream, (n, _) in open_counts.items() if n},
+                    now,
+                    pending_links={stream: p for stream, (_, p) in open_counts.items() if p},
+                )
             )
-            for iid in ids
-        ]
+        return reports

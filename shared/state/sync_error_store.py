@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from azure.core import MatchConditions
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
@@ -26,6 +26,7 @@ from shared.state.keys import encode_component, prefix_range, split_key
 from shared.state.properties import utc
 from shared.state.streams import StreamId
 from shared.state.sync_errors import (
+    PENDING_CODE,
     ErrorRetryPolicy,
     FailedRecord,
     SyncError,
@@ -162,13 +163,20 @@ class SyncErrorStore:
         return resolved
 
     def purge(self, older_than_days: int | None = None) -> int:
-        """Delete rows of every instance whose last activity is older than the retention
-        period (default :attr:`retention_days`); returns how many were deleted."""
+        """Delete resolved rows of every instance whose last activity is older than the
+        retention period (default :attr:`retention_days`); returns how many were deleted.
+
+        Unresolved rows are kept however old (a record whose retries ran out stays listed until
+        it is fixed and syncs): purging them would forget a record that never reached Marketo.
+        """
         days = self.retention_days if older_than_days is None else older_than_days
         if days < 0:
             raise ValueError("older_than_days cannot be negative")
         cutoff = self._clock.now() - timedelta(days=days)
-        query = odata.compare("last_activity_at", "lt", odata.timestamp(cutoff))
+        query = odata.all_of(
+            odata.compare("last_activity_at", "lt", odata.timestamp(cutoff)),
+            odata.compare("resolved", "eq", odata.boolean(True)),
+        )
         client = self._client()
         with storage_errors("finding old sync errors"):
             rows = list(client.query_entities(query, select=["PartitionKey", "RowKey"]))
@@ -204,7 +212,10 @@ class SyncErrorStore:
         query = odata.all_of(
             odata.key_range(encode_component(stream.instance_id), low, high),
             odata.compare("resolved", "eq", odata.boolean(False)),
-            odata.compare("attempts", "lt", odata.integer(self.policy.max_attempts)),
+            odata.any_of(
+                odata.compare("attempts", "lt", odata.integer(self.policy.max_attempts)),
+                odata.compare("code", "eq", odata.string(PENDING_CODE)),
+            ),
             odata.compare("next_retry_at", "le", odata.timestamp(self._clock.now())),
         )
         with storage_errors(f"listing retries of {stream}"):
@@ -225,6 +236,7 @@ class SyncErrorStore:
         until: datetime | None = None,
         include_resolved: bool = False,
         limit: int | None = None,
+        kind: Literal["all", "errors", "pending"] = "all",
     ) -> list[SyncError]:
         """An instance's errors, newest failure first.
 
@@ -235,6 +247,8 @@ class SyncErrorStore:
             until: only errors last seen before this time.
             include_resolved: include resolved errors too.
             limit: at most this many.
+            kind: ``errors`` leaves out records waiting for a dependency, ``pending`` lists only
+                those (filtered in the query, so ``limit`` counts only what is asked for).
         """
         partition = odata.compare("PartitionKey", "eq", odata.string(encode_component(instance_id)))
         clauses = [partition]
@@ -247,23 +261,36 @@ class SyncErrorStore:
             clauses.append(odata.compare("last_seen", "lt", odata.timestamp(until)))
         if not include_resolved:
             clauses.append(odata.compare("resolved", "eq", odata.boolean(False)))
+        if kind != "all":
+            op = "eq" if kind == "pending" else "ne"
+            clauses.append(odata.compare("code", op, odata.string(PENDING_CODE)))
         with storage_errors(f"listing sync errors of {instance_id}"):
             errors = [from_entity(r) for r in self._client().query_entities(odata.all_of(*clauses))]
         errors.sort(key=lambda e: (e.last_seen, e.stream, e.record_id), reverse=True)
         return errors[:limit] if limit is not None else errors
 
     def count_open(self, instance_id: str) -> dict[StreamId, int]:
-        """Unresolved errors per stream of an instance."""
+        """Unresolved errors per stream of an instance (records waiting for a dependency are
+        not errors: see :meth:`count_open_by_kind`)."""
+        return {stream: n for stream, (n, _) in self.count_open_by_kind(instance_id).items() if n}
+
+    def count_open_by_kind(self, instance_id: str) -> dict[StreamId, tuple[int, int]]:
+        """Per stream: ``(open errors, records waiting for a dependency)``; one query."""
         query = odata.all_of(
             odata.compare("PartitionKey", "eq", odata.string(encode_component(instance_id))),
             odata.compare("resolved", "eq", odata.boolean(False)),
         )
-        counts: dict[StreamId, int] = {}
+        counts: dict[StreamId, tuple[int, int]] = {}
         with storage_errors(f"counting sync errors of {instance_id}"):
-            for row in self._client().query_entities(query, select=["RowKey"]):
+            for row in self._client().query_entities(query, select=["RowKey", "code"]):
                 entity, direction = split_key(row["RowKey"])[:2]
                 stream = StreamId(instance_id, entity, Direction(direction))
-                counts[stream] = counts.get(stream, 0) + 1
+                errors, pending = counts.get(stream, (0, 0))
+                if row.get("code") == PENDING_CODE:
+                    pending += 1
+                else:
+                    errors += 1
+                counts[stream] = (errors, pending)
         return counts
 
     # --- plumbing -------------------------------------------------------------------------

@@ -44,6 +44,12 @@ MAX_OPERATION_CHARS = 64
 SCHEMA_VERSION = 1
 
 
+PENDING_CODE = "DEPENDENCY_PENDING"
+"""Not a failure: a record whose linked record (its company, owner, opportunity) has not reached
+Marketo yet. It is retried like a failure, but never given up on, and operators see it apart
+from real errors."""
+
+
 @dataclass(frozen=True)
 class ErrorRetryPolicy:
     """When a failed record is tried again, and how often at most."""
@@ -52,10 +58,17 @@ class ErrorRetryPolicy:
     """After this many failures a record is no longer offered for retry (it stays listed)."""
     first_delay: timedelta = timedelta(minutes=5)
     max_delay: timedelta = timedelta(hours=12)
+    pending_max_delay: timedelta = timedelta(minutes=15)
+    """Records waiting for a dependency are looked at again at least this often, and never
+    given up on: the dependency may be fixed days later."""
 
-    def next_retry_at(self, attempts: int, now: datetime) -> datetime | None:
-        """When to retry after the ``attempts``-th failure; ``None`` once attempts run out."""
-        if attempts >= self.max_attempts:
+    def next_retry_at(
+        self, attempts: int, now: datetime, code: str | None = None
+    ) -> datetime | None:
+        """When to retry after the ``attempts``-th failure; ``None`` once attempts run out
+        (never for :data:`PENDING_CODE`, whose delay is capped at ``pending_max_delay``)."""
+        pending = code == PENDING_CODE
+        if attempts >= self.max_attempts and not pending:
             return None
         policy = RetryPolicy(
             max_attempts=self.max_attempts,
@@ -63,7 +76,8 @@ class ErrorRetryPolicy:
             max_delay=self.max_delay.total_seconds(),
             jitter=0.0,  # deterministic: the batch's retries are spread by their failure times
         )
-        return now + timedelta(seconds=backoff_delay(attempts, policy))
+        delay = timedelta(seconds=backoff_delay(min(attempts, self.max_attempts), policy))
+        return now + (min(delay, self.pending_max_delay) if pending else delay)
 
 
 @dataclass(frozen=True)
@@ -136,7 +150,7 @@ class SyncError:
         """Whether the record should be retried at ``now``."""
         return (
             not self.resolved
-            and self.attempts < max_attempts
+            and (self.attempts < max_attempts or self.code == PENDING_CODE)
             and self.next_retry_at is not None
             and self.next_retry_at <= now
         )
@@ -161,7 +175,7 @@ def apply_failure(
         first_seen=first_seen,
         last_seen=now,
         attempts=attempts,
-        next_retry_at=policy.next_retry_at(attempts, now),
+        next_retry_at=policy.next_retry_at(attempts, now, failure.code),
         resolved=False,
         resolved_at=None,
         etag=existing.etag if existing is not None else None,

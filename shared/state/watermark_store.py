@@ -40,6 +40,7 @@ from shared.state.watermarks import (
     reset,
     start_run,
     to_entity,
+    with_sweep,
 )
 
 
@@ -145,6 +146,28 @@ class WatermarkStore:
                 status=status,
                 finish=finish,
                 fresh_copy=fresh_copy,
+            )
+        )
+
+    def set_sweep(
+        self,
+        stream: StreamId,
+        *,
+        sequence: int,
+        sweep: str | None,
+        status: str | None = None,
+        finish: bool = False,
+    ) -> Watermark:
+        """Record the delete sweep's position (see :func:`shared.state.watermarks.with_sweep`)."""
+        current = self.get(stream)
+        return self.save(
+            with_sweep(
+                current,
+                sequence=sequence,
+                sweep=sweep,
+                now=self._now(),
+                status=status,
+                finish=finish,
             )
         )
 

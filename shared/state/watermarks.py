@@ -92,6 +92,9 @@ class Watermark:
     total_expected: int | None = None
     """Records expected in the initial phase (for progress), when the source can tell."""
     sequence: int = 0
+    step: int = 0
+    """Pages (and sweep steps) committed in the current run: a job names the step it was sent
+    for, so a redelivered or duplicated job for a step already done is recognised as stale."""
     last_run_at: datetime | None = None
     last_success_at: datetime | None = None
     last_error: str | None = None
@@ -106,6 +109,9 @@ class Watermark:
     """The initial phase under way is the entity's first copy and started with no ID mapping
     for it: records of its pages were never mapped before this run, so the sync need not look
     their mappings up. Cleared with the phase change and by :func:`reset`."""
+    sweep: str | None = None
+    """After a full resync: where the check for records deleted while the delta token was stale
+    has got to (``""``: not started; a mapping key: continue after it); ``None``: no sweep."""
     etag: str | None = field(default=None, compare=False)
 
     @property
@@ -120,14 +126,49 @@ class Watermark:
         return max(0.0, (now - self.last_success_at).total_seconds())
 
 
+def _require_run(watermark: Watermark, sequence: int) -> None:
+    """Raise StaleRunError unless ``sequence`` is the watermark's current run."""
+    if sequence != watermark.sequence:
+        raise StaleRunError(
+            f"watermark {watermark.stream} is at run {watermark.sequence}, "
+            f"not {sequence}: this job is stale"
+        )
+
+
 def start_run(watermark: Watermark, now: datetime) -> Watermark:
     """Open a new run: the sequence moves on, so jobs of older runs become stale."""
     return replace(
         watermark,
         sequence=watermark.sequence + 1,
+        step=0,
         last_run_at=now,
         updated_at=now,
         run_open=True,
+    )
+
+
+def with_sweep(
+    watermark: Watermark,
+    *,
+    sequence: int,
+    sweep: str | None,
+    now: datetime,
+    status: str | None = None,
+    finish: bool = False,
+) -> Watermark:
+    """Record the sweep's position (``None``: it is over), optionally closing the run.
+
+    Raises:
+        StaleRunError: ``sequence`` is not the current run.
+    """
+    _require_run(watermark, sequence)
+    return replace(
+        watermark,
+        sweep=sweep,
+        step=watermark.step + 1,
+        run_open=watermark.run_open and not finish,
+        status=watermark.status if status is None else truncate(status, MAX_ERROR_CHARS),
+        updated_at=now,
     )
 
 
@@ -139,10 +180,7 @@ def finish_run(
     Raises:
         StaleRunError: ``sequence`` is not the current run.
     """
-    if sequence != watermark.sequence:
-        raise StaleRunError(
-            f"watermark {watermark.stream} is at run {watermark.sequence}, not {sequence}"
-        )
+    _require_run(watermark, sequence)
     return replace(
         watermark,
         run_open=False,
@@ -185,11 +223,7 @@ def advance(
         StaleRunError: ``sequence`` is not the current run.
         ValueError: an empty cursor or a backwards phase change.
     """
-    if sequence != watermark.sequence:
-        raise StaleRunError(
-            f"watermark {watermark.stream} is at run {watermark.sequence}, "
-            f"not {sequence}: this job is stale"
-        )
+    _require_run(watermark, sequence)
     if not cursor:
         raise ValueError("advance needs a cursor; use reset to read the stream from the start")
     new_phase = phase or watermark.phase
@@ -212,6 +246,7 @@ def advance(
         resync=watermark.resync and new_phase is Phase.INITIAL,
         fresh_copy=(watermark.fresh_copy if fresh_copy is None else fresh_copy)
         and new_phase is Phase.INITIAL,
+        step=watermark.step + 1,
     )
 
 
@@ -228,10 +263,7 @@ def record_failure(
     Raises:
         StaleRunError: ``sequence`` is not the current run.
     """
-    if sequence != watermark.sequence:
-        raise StaleRunError(
-            f"watermark {watermark.stream} is at run {watermark.sequence}, not {sequence}"
-        )
+    _require_run(watermark, sequence)
     return replace(
         watermark,
         counts=watermark.counts + (counts or RunCounts()),
@@ -252,11 +284,13 @@ def reset(watermark: Watermark, *, now: datetime, status: str = "") -> Watermark
         counts=RunCounts(),
         total_expected=None,
         sequence=watermark.sequence + 1,
+        step=0,
         last_error=None,
         status=truncate(status, MAX_ERROR_CHARS),
         updated_at=now,
         run_open=True,
         fresh_copy=False,
+        resync=True,
     )
 
 
@@ -275,11 +309,14 @@ def to_entity(watermark: Watermark) -> dict[str, Any]:
         "records_skipped": int64(watermark.counts.skipped),
         "records_failed": int64(watermark.counts.failed),
         "sequence": int64(watermark.sequence),
+        "step": int64(watermark.step),
         "status": watermark.status,
         "run_open": watermark.run_open,
         "resync": watermark.resync,
         "fresh_copy": watermark.fresh_copy,
     }
+    if watermark.sweep is not None:
+        entity["sweep"] = watermark.sweep
     entity.update(write_long_text("cursor", watermark.cursor))
     if watermark.total_expected is not None:
         entity["total_expected"] = int64(watermark.total_expected)
@@ -307,6 +344,7 @@ def from_entity(entity: Any) -> Watermark:
         ),
         total_expected=read_optional_int(entity, "total_expected"),
         sequence=read_int(entity, "sequence"),
+        step=read_int(entity, "step"),
         last_run_at=read_datetime(entity, "last_run_at"),
         last_success_at=read_datetime(entity, "last_success_at"),
         last_error=read_str(entity, "last_error"),
@@ -315,5 +353,6 @@ def from_entity(entity: Any) -> Watermark:
         run_open=bool(entity.get("run_open", False)),
         resync=bool(entity.get("resync", False)),
         fresh_copy=bool(entity.get("fresh_copy", False)),
+        sweep=entity.get("sweep"),
         etag=metadata.get("etag"),
     )

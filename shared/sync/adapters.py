@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from shared.dynamics.client import DynamicsClient
@@ -68,6 +69,15 @@ class DataverseSource:
             table_ref(spec), ids, spec.dynamics_columns(), include_lookup_names=False
         )
         return [_row(r, spec) for r in records]
+
+    async def all_rows(self, spec: EntitySpec) -> list[dict[str, Any]]:
+        """Every current row of the table (plain paged reads, no change tracking)."""
+        rows: list[dict[str, Any]] = []
+        async for page in self.client.iter_pages(
+            table_ref(spec), spec.dynamics_columns(), track_changes=False
+        ):
+            rows.extend(_row(record, spec) for record in page.records)
+        return rows
 
     async def filter_states(self, spec: EntitySpec, ids: Sequence[str]) -> dict[str, bool]:
         if not ids:
@@ -133,6 +143,25 @@ class MarketoTarget:
 
     def __init__(self, client: MarketoClient) -> None:
         self.client = client
+
+    def blocked_until(self) -> datetime | None:
+        """When the governor admits calls again, if the daily quota is used up now."""
+        return self.client.governor.blocked_until()
+
+    async def current_values(
+        self, spec: EntitySpec, marketo_ids: Sequence[str], fields: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        if not marketo_ids:
+            return {}
+        if spec.target is TargetKind.LEAD:
+            records = await self.client.leads.get_by_filter(
+                "id", [int(i) for i in marketo_ids], fields=["id", *fields]
+            )
+            return {str(r.get("id")): r for r in records}
+        id_field = "id" if all(i.isdigit() for i in marketo_ids) else "marketoGUID"
+        values: list[str | int] = [int(i) if id_field == "id" else i for i in marketo_ids]
+        records = await self.objects_api(spec).query(id_field, values, fields=[id_field, *fields])
+        return {str(r.get(id_field)): r for r in records}
 
     def objects_api(self, spec: EntitySpec) -> ObjectsApi:
         """The objects API for a non-person entity."""

@@ -109,6 +109,10 @@ class EntitySpec(_Strict):
     lookups: dict[str, LookupSpec] = Field(default_factory=dict)
     constants: dict[str, str | int | bool] = Field(default_factory=dict)
     """Marketo fields set to a fixed value on every record."""
+    conflicts: Literal["dynamics_wins", "marketo_wins"] = "dynamics_wins"
+    """Who wins a field changed on both sides since the last sync (design: Marketo for leads,
+    Dynamics for contacts and every one-way entity). Only changed fields are ever sent, so a
+    field changed in Marketo alone is never overwritten by an unrelated Dynamics change."""
 
     @model_validator(mode="after")
     def _consistent(self) -> EntitySpec:
@@ -205,8 +209,22 @@ class SyncConfig(_Strict):
         return dependency_order({name: spec.depends_on for name, spec in self.entity.items()})
 
 
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` laid over ``base``: tables merge key by key, anything else is replaced."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def parse_config(text: str, source: str) -> SyncConfig:
     """Parse a TOML mapping document.
+
+    A document with ``extends = "default"`` is laid over the shipped default: it only needs
+    what it adds or changes (another entity, another field of an entity).
 
     Raises:
         ConfigurationError: naming the file, the entity and the field at fault.
@@ -215,6 +233,13 @@ def parse_config(text: str, source: str) -> SyncConfig:
         raw: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"mapping file {source} is not valid TOML: {exc}") from None
+    extends = raw.pop("extends", None)
+    if extends is not None:
+        if extends != "default":
+            raise ConfigurationError(
+                f'mapping file {source}: extends must be "default" (the shipped mapping)'
+            )
+        raw = _merge(tomllib.loads(DEFAULT_MAPPING_FILE.read_text(encoding="utf-8")), raw)
     try:
         return SyncConfig.model_validate(raw)
     except ValidationError as exc:

@@ -14,8 +14,8 @@ One job, in order (design invariants 1-4):
 8. only then advance the watermark (ETag-checked).
 
 Steps 4-6 of the next page run while steps 7-8 of the page before are under way (its records
-are others, and pages commit in order), until the read ends (the run is closed) or the job has
-run for ``job_seconds`` (its continuation is enqueued).
+are others, and pages commit in order), until the read ends (the run is closed, or its resync
+sweep begins) or the job has run for ``job_seconds`` (its continuation is enqueued).
 
 A crash anywhere before 8 replays the same page: writes are keyed by the Dynamics id and the
 mapping, so the replay finds what the first attempt wrote and creates nothing twice.
@@ -24,37 +24,49 @@ mapping, so the replay finds what the first attempt wrote and creates nothing tw
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence, Set
+import time
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, Protocol
 
 from shared.clock import SYSTEM_CLOCK, Clock
-from shared.errors import DeltaTokenExpiredError, FatalError
+from shared.errors import (
+    ConcurrencyConflict,
+    DeltaTokenExpiredError,
+    DmsyncError,
+    FatalError,
+    QuotaExhaustedError,
+    RetriableError,
+)
 from shared.jobs import Direction, SyncJob
 from shared.state.instances import InstanceStatus
-from shared.state.leases import StreamLeaseHeldError
-from shared.state.mappings import IdMapping, MappingUpdate, SyncFilter
+from shared.state.leases import Lease, StreamLeaseHeldError
+from shared.state.mappings import IdMapping, MappingUpdate, SyncFilter, normalize_dynamics_id
 from shared.state.store import StateStore
 from shared.state.streams import StreamId
-from shared.state.sync_errors import FailedRecord
-from shared.state.watermarks import Phase, RunCounts, Watermark
+from shared.state.sync_errors import PENDING_CODE, FailedRecord
+from shared.state.watermarks import Phase, RunCounts, Watermark, start_run
+from shared.sync.blocking import blocking
 from shared.sync.config import EntitySpec, SyncConfig
 from shared.sync.links import JobLinkMemory, build_link_index
 from shared.sync.order import dependents_of
 from shared.sync.plan import MappingView, Plan, plan_page
 from shared.sync.ports import PageCounts, Source, Target, WriteMode, WriteOutcome, WriteStatus
 from shared.sync.transform import Prepared, RowTransformer
+from shared.sync.values import changed_since, fingerprints, holds_written
+from shared.telemetry.metrics import SyncTelemetry
+from shared.telemetry.names import JobOutcome as TelemetryJobOutcome
+from shared.telemetry.names import RecordOutcome
 
 log = logging.getLogger("dmsync.sync")
 
-P = ParamSpec("P")
-R = TypeVar("R")
 
-SWEEP_CHUNK = 500
-"""Mapped ids checked per sweep step (the client splits them into requests of 50)."""
+SWEEP_CHUNK = 1000
+"""Mapped ids checked per sweep job (the client asks Dynamics 100 ids to a request)."""
 
 MARKETO_NOT_FOUND_CODES = frozenset({"1004", "1013"})
 """Skip reasons meaning the Marketo record is gone (lead not found; object not found)."""
@@ -85,6 +97,9 @@ class JobOutcome(StrEnum):
     """The job's run is over or superseded."""
     INACTIVE = "inactive"
     """The instance is paused or suspended, or the entity is no longer configured."""
+    QUOTA = "quota"
+    """Marketo's daily quota (or this integration's budget) is used up; the run resumes after
+    the reset, replaying the page it had not committed."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +108,10 @@ class EngineOptions:
 
     page_size: int = 5000
     """Dataverse's maximum page (reference §2)."""
-    lease_duration: timedelta = timedelta(minutes=10)
+    lease_duration: timedelta = timedelta(minutes=3)
+    """Renewed every third of itself while a job runs, so it only lapses when the worker dies;
+    shorter than the queue message's own lease (10 min), so a killed worker's stream is free
+    again before its message reappears."""
     retry_batch: int = 500
     """Most earlier failures retried per job."""
     run_stale_after: timedelta = timedelta(minutes=15)
@@ -101,7 +119,7 @@ class EngineOptions:
     job_seconds: float = 60.0
     """A job goes on to the next page until this long has passed, then leaves the rest to its
     continuation message (other work and a restarted host get their turn; far below the
-    Functions timeout of 10 minutes and the lease)."""
+    Functions timeout of 10 minutes)."""
 
 
 @dataclass(frozen=True)
@@ -112,10 +130,10 @@ class PageRecords:
     changes: list[MappingUpdate]
     failures: list[FailedRecord]
     pending: list[str]
-    """Written without a link whose target is not in Marketo yet (re-sent later)."""
+    """Written without a link whose target is not in Marketo yet, or still waiting for one."""
     held: list[FailedRecord]
     resolved: list[str]
-    """Ids whose earlier errors are now resolved."""
+    """Ids whose earlier errors are now resolved (if they have any)."""
 
 
 class SyncEngine:
@@ -131,6 +149,7 @@ class SyncEngine:
         queue: JobQueue,
         clock: Clock = SYSTEM_CLOCK,
         options: EngineOptions | None = None,
+        telemetry: SyncTelemetry | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -139,55 +158,134 @@ class SyncEngine:
         self.queue = queue
         self.clock = clock
         self.options = options or EngineOptions()
+        self.telemetry = telemetry or SyncTelemetry()
         self._transformers: dict[str, RowTransformer] = {}
         self._depends = {name: spec.depends_on for name, spec in config.entity.items()}
 
     # --- the job ---------------------------------------------------------------------------
 
     async def run_job(self, job: SyncJob) -> JobOutcome:
-        """Advance ``job``'s stream by one page (see the module docstring)."""
+        """Advance ``job``'s stream by one page (see the module docstring).
+
+        Emits the job's duration and outcome, and its records read, written, skipped and
+        failed (per error code), as metrics; failures propagate after being counted.
+        """
+        started = time.monotonic()
+        counts = PageCounts()
+        try:
+            outcome = await self._run(job, counts)
+        except Exception as failure:
+            kind = (
+                TelemetryJobOutcome.RETRY
+                if isinstance(failure, RetriableError)
+                else (TelemetryJobOutcome.FAILED)
+            )
+            self._emit(job, counts, kind, time.monotonic() - started)
+            raise
+        kind = (
+            TelemetryJobOutcome.CONTINUED
+            if outcome in (JobOutcome.ADVANCED, JobOutcome.RESYNC)
+            else TelemetryJobOutcome.COMPLETED
+        )
+        self._emit(job, counts, kind, time.monotonic() - started)
+        return outcome
+
+    def _emit(
+        self, job: SyncJob, counts: PageCounts, outcome: TelemetryJobOutcome, seconds: float
+    ) -> None:
+        stream = (job.instance_id, job.entity, job.direction)
+        metric = self.telemetry
+        metric.records(*stream, RecordOutcome.READ, counts.read)
+        metric.records(*stream, RecordOutcome.WRITTEN, counts.written)
+        skipped = counts.unchanged + counts.filtered + counts.held + counts.ignored
+        metric.records(*stream, RecordOutcome.SKIPPED, skipped)
+        for code, n in counts.error_codes.items():
+            metric.records(*stream, RecordOutcome.FAILED, n, code=code)
+        metric.job(*stream, outcome, seconds)
+
+    async def _run(self, job: SyncJob, counts: PageCounts) -> JobOutcome:
         if job.direction is not Direction.DYNAMICS_TO_MARKETO:
             raise FatalError(
                 f"job {job.job_id} asks for direction {job.direction.value}; "
                 "this build syncs Dynamics → Marketo only"
             )
         stream = StreamId(job.instance_id, job.entity, job.direction)
-        context = {"instance": job.instance_id, "entity": job.entity, "job": job.job_id}
+        # The same structured fields as shared.telemetry's job_logger, on every record of the job.
+        context = {
+            "instance": job.instance_id,
+            "entity": job.entity,
+            "direction": job.direction.value,
+            "job_id": job.job_id,
+        }
         if job.entity not in self.config.entity:
             log.warning("entity %s is not in the mapping; job dropped", job.entity, extra=context)
             return JobOutcome.INACTIVE
-        instance = await self._db(self.store.instances.get, job.instance_id)
+        instance = await blocking(self.store.instances.get, job.instance_id)
         if instance is None or instance.status is not InstanceStatus.ACTIVE:
             log.info("instance %s is not active; job dropped", job.instance_id, extra=context)
             return JobOutcome.INACTIVE
         try:
-            lease = await self._db(
+            lease = await blocking(
                 self.store.leases.acquire, stream, job.job_id, self.options.lease_duration
             )
         except StreamLeaseHeldError as busy:
             log.info("stream %s is busy (%s); job dropped", stream, busy, extra=context)
             return JobOutcome.BUSY
+        holder = _LeaseHolder(lease)
+        followups: list[SyncJob] = []
+        renewal = asyncio.create_task(self._keep_renewed(holder, context))
         try:
-            return await self._run_locked(job, stream, context)
+            outcome = await self._run_locked(job, stream, context, counts, followups)
         finally:
-            await self._db(self.store.leases.release, lease)
+            renewal.cancel()
+            await asyncio.gather(renewal, return_exceptions=True)
+            if not holder.lost:
+                with contextlib.suppress(DmsyncError):  # an unreleased lease just expires
+                    await blocking(self.store.leases.release, holder.lease)
+        # Only now, with the lease released, can the follow-up jobs find the stream free.
+        for followup in followups:
+            await self.queue.enqueue(followup)
+        return outcome
+
+    async def _keep_renewed(self, holder: _LeaseHolder, context: dict[str, str]) -> None:
+        """Renew the stream lease every third of its length while the job runs."""
+        interval = self.options.lease_duration.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)  # real time: the lease guards against real deaths
+            try:
+                holder.lease = await blocking(self.store.leases.renew, holder.lease)
+            except ConcurrencyConflict:
+                holder.lost = True
+                log.warning("the stream lease was lost; the watermark commit will tell",
+                            extra=context)  # fmt: skip
+                return
+            except DmsyncError as failure:  # storage hiccup: try again before the lease lapses
+                log.warning("renewing the stream lease failed (%s); retrying", failure,
+                            extra=context)  # fmt: skip
 
     async def _run_locked(
-        self, job: SyncJob, stream: StreamId, context: dict[str, str]
+        self,
+        job: SyncJob,
+        stream: StreamId,
+        context: dict[str, str],
+        counts: PageCounts,
+        followups: list[SyncJob],
     ) -> JobOutcome:
-        watermark = await self._db(self.store.watermarks.get, stream)
-        if job.sequence != watermark.sequence:
+        watermark = await blocking(self.store.watermarks.get, stream)
+        if (job.sequence, job.step) != (watermark.sequence, watermark.step):
             log.info(
-                "job for run %d is stale (stream at run %d)",
+                "job for run %d step %d is stale (stream at run %d step %d)",
                 job.sequence,
+                job.step,
                 watermark.sequence,
+                watermark.step,
                 extra=context,
             )
             return JobOutcome.STALE
         spec = self.config.entity[job.entity]
         if watermark.phase is Phase.INITIAL and not await self._dependencies_done(stream):
             log.info("waiting for %s to finish their initial sync", spec.depends_on, extra=context)
-            await self._db(
+            await blocking(
                 self.store.watermarks.finish_run,
                 stream,
                 sequence=watermark.sequence,
@@ -195,18 +293,70 @@ class SyncEngine:
             )
             return JobOutcome.WAITING
 
+        blocked = self.target.blocked_until()
+        if blocked is not None:
+            return await self._stop_for_quota(stream, watermark, blocked, context)
+        try:
+            if watermark.sweep is not None:
+                return await self._sweep_step(job, stream, watermark, counts, followups)
+            return await self._advance(job, stream, watermark, context, counts, followups)
+        except QuotaExhaustedError as quota:
+            resets = quota.resets_at or self.clock.now()
+            return await self._stop_for_quota(stream, watermark, resets, context)
+        except DmsyncError as failure:
+            # Leave the reason where operators look (status), then let the queue retry it.
+            with contextlib.suppress(DmsyncError):
+                await blocking(
+                    self.store.watermarks.record_failure,
+                    stream,
+                    sequence=watermark.sequence,
+                    error=str(failure),
+                )
+            raise
+
+    async def _stop_for_quota(
+        self,
+        stream: StreamId,
+        watermark: Watermark,
+        resets_at: datetime,
+        context: dict[str, str],
+    ) -> JobOutcome:
+        when = resets_at.strftime("%Y-%m-%d %H:%M UTC")
+        note = (
+            f"Marketo's daily API quota is used up; nothing is written until {when}, "
+            "then the run resumes where it stopped"
+        )
+        log.warning("%s: %s", stream, note, extra=context)
+        with contextlib.suppress(DmsyncError):
+            await blocking(
+                self.store.watermarks.finish_run, stream, sequence=watermark.sequence, status=note
+            )
+        return JobOutcome.QUOTA
+
+    async def _advance(
+        self,
+        job: SyncJob,
+        stream: StreamId,
+        watermark: Watermark,
+        context: dict[str, str],
+        counts: PageCounts,
+        followups: list[SyncJob],
+    ) -> JobOutcome:
+        spec = self.config.entity[job.entity]
         total: int | None = None
         if watermark.phase is Phase.INITIAL and watermark.cursor is None:
             total = await self.source.count(spec)
         fresh = await self._fresh_copy(stream, watermark)
-        deadline = self.clock.monotonic() + self.options.job_seconds
-        cursor = watermark.cursor
         memory = self._link_memory(stream)
         # An entity linking to itself (a parent account, say) needs the page before committed
         # first: its rows may point at records that page just created.
         self_linked = any(stream.entity in link.entities for link in spec.links.values())
-        retry_rows: list[dict[str, Any]] | None = None
+        deadline = self.clock.monotonic() + self.options.job_seconds
+        cursor = watermark.cursor
+        first_page = True
         commit: asyncio.Task[Watermark] | None = None
+        done: Watermark | None = None
+        """The last page committed by this job."""
         try:
             while True:
                 try:
@@ -214,7 +364,9 @@ class SyncEngine:
                 except DeltaTokenExpiredError as expired:
                     if commit is not None:
                         await commit
-                    return await self._restart_after_expiry(job, stream, expired, context)
+                    return await self._restart_after_expiry(
+                        job, stream, expired, context, followups
+                    )
                 next_cursor = page.next_link or page.delta_link
                 if next_cursor is None:
                     raise FatalError(
@@ -222,28 +374,32 @@ class SyncEngine:
                         f"{spec.entity_set}: is change tracking enabled for this table?",
                         system="dynamics",
                     )
+                retry_rows: list[dict[str, Any]] = []
+                vanished: list[str] = []
+                if first_page:  # once per job: a later page would find them due again
+                    retry_rows, vanished = await self._rows_due_for_retry(stream)
+                    first_page = False
                 unmapped = {str(row[spec.primary_key]) for row in page.rows} if fresh else set()
-                if retry_rows is None:  # once per job: a later page would find them again
-                    retry_rows = await self._rows_due_for_retry(stream)
-                else:
-                    retry_rows = []
                 if self_linked and commit is not None:
-                    await commit
-                counts, records = await self._process(
+                    done = await commit
+                page_counts = PageCounts()
+                records = await self._process(
                     stream,
                     [*page.rows, *retry_rows],
-                    page.deleted_ids,
+                    [*page.deleted_ids, *vanished],
+                    page_counts,
                     unmapped=unmapped,
                     links=memory,
                 )
-                counts.read = len(page.rows) + len(page.deleted_ids)
+                page_counts.read = len(page.rows) + len(page.deleted_ids)
+                _add_counts(counts, page_counts)
                 if commit is not None:
-                    await commit  # pages commit in order
+                    done = await commit  # pages commit in order
                 commit = asyncio.create_task(
                     self._commit_page(
                         stream,
                         watermark,
-                        counts,
+                        page_counts,
                         records,
                         cursor=next_cursor,
                         last=page.next_link is None,
@@ -264,15 +420,42 @@ class SyncEngine:
                 await asyncio.wait({commit})
             if commit is not None and commit.done() and not commit.cancelled():
                 failure = commit.exception()
-                if failure is not None and failure is not error:
+                if failure is None:
+                    done = commit.result()
+                elif failure is not error:
                     log.warning("committing a page failed too: %s", failure, extra=context)
-            raise
+            if done is None or not _handed_over(error):
+                raise
+            # Pages of this job are committed, so its message is stale now (a redelivery would
+            # be dropped): the continuation replays the page that failed, and the job counts
+            # as advanced. A page that keeps failing fails its own job, which then retries.
+            log.warning("a page failed after %d were committed: %s; the continuation retries it",
+                        done.step - watermark.step, error, extra=context)  # fmt: skip
+            with contextlib.suppress(DmsyncError):
+                await blocking(
+                    self.store.watermarks.record_failure,
+                    stream,
+                    sequence=watermark.sequence,
+                    error=str(error),
+                )
+            followups.append(job.continuation(done.sequence, done.step))
+            return JobOutcome.ADVANCED
 
         if page.next_link is not None:
-            await self.queue.enqueue(job.continuation(sequence=committed.sequence))
+            followups.append(job.continuation(committed.sequence, committed.step))
+            return JobOutcome.ADVANCED
+        if watermark.resync:  # the full read is done: look for deletes it could not show
+            sweeping = await blocking(
+                self.store.watermarks.set_sweep,
+                stream,
+                sequence=committed.sequence,
+                sweep="",
+                status="full resync read; checking for records deleted meanwhile",
+            )
+            followups.append(job.continuation(sweeping.sequence, sweeping.step))
             return JobOutcome.ADVANCED
         if watermark.phase is Phase.INITIAL:
-            await self._kick_dependents(stream)
+            followups.extend(await self._start_dependents(stream))
         return JobOutcome.CAUGHT_UP
 
     async def _commit_page(
@@ -296,9 +479,7 @@ class SyncEngine:
         (invariant 1); pages commit in order.
         """
         await self._record(stream, records)
-        if last and watermark.resync:
-            counts.deleted += await self._sweep_after_resync(stream)
-        committed = await self._db(
+        committed = await blocking(
             self.store.watermarks.advance,
             stream,
             sequence=watermark.sequence,
@@ -306,13 +487,13 @@ class SyncEngine:
             counts=RunCounts(
                 read=counts.read,
                 written=counts.written,
-                skipped=counts.unchanged + counts.filtered + counts.held,
+                skipped=counts.unchanged + counts.filtered + counts.held + counts.ignored,
                 failed=counts.failed,
             ),
             phase=Phase.INCREMENTAL if last else None,
             total_expected=total,
-            status=_status_note(not last, watermark.phase),
-            finish=last,
+            status=_status_note(not last, watermark),
+            finish=last and not watermark.resync,
             fresh_copy=fresh,
         )
         log.info(
@@ -328,6 +509,11 @@ class SyncEngine:
             counts.failed,
             extra=context,
         )
+        if committed.phase is Phase.INITIAL or (last and watermark.phase is Phase.INITIAL):
+            done, expected = committed.progress
+            self.telemetry.initial_progress(
+                stream.instance_id, stream.entity, done, max(expected or 0, done)
+            )
         return committed
 
     # --- processing one page ---------------------------------------------------------------
@@ -337,16 +523,16 @@ class SyncEngine:
         stream: StreamId,
         rows: list[dict[str, Any]],
         deleted_ids: Sequence[str],
+        counts: PageCounts,
         *,
         unmapped: Set[str] = frozenset(),
         links: JobLinkMemory | None = None,
-    ) -> tuple[PageCounts, PageRecords]:
+    ) -> PageRecords:
         """Transform, plan and write ``rows`` and ``deleted_ids`` to Marketo; what is to be
         stored about them comes back for :meth:`_record`. ``unmapped`` names ids known to have
         no ID mapping (their mapping read is skipped, see :meth:`_fresh_copy`); ``links`` is
         the job's memory of link targets (a new one if not given)."""
         spec = self.config.entity[stream.entity]
-        counts = PageCounts()
         memory = links or self._link_memory(stream)
         index = await build_link_index(
             self.config, stream.entity, rows, memory.lookup, memory.probe
@@ -356,7 +542,7 @@ class SyncEngine:
         prepared = [transformer.prepare(row, resolve) for row in rows]
         ids = [p.dynamics_id for p in prepared if p.dynamics_id not in unmapped]
         ids += deleted_ids
-        stored = await self._db(
+        stored = await blocking(
             self.store.mappings.get_many, stream.instance_id, stream.entity, ids
         )
         mappings = {key.lower(): value for key, value in stored.items()}
@@ -372,8 +558,7 @@ class SyncEngine:
         lowered = [_lower_id(p) for p in prepared]
         plan = plan_page(lowered, [i.lower() for i in deleted_ids], views)
         versions = {str(row[spec.primary_key]).lower(): _version(row) for row in rows}
-        records = await self._deliver(stream, plan, versions, counts)
-        return counts, records
+        return await self._deliver(stream, plan, versions, counts, mappings)
 
     async def _deliver(
         self,
@@ -381,6 +566,7 @@ class SyncEngine:
         plan: Plan,
         versions: Mapping[str, str | None],
         counts: PageCounts,
+        mappings: Mapping[str, IdMapping],
     ) -> PageRecords:
         """Send the plan's writes to Marketo; count the outcomes and say what to store."""
         spec = self.config.entity[stream.entity]
@@ -389,7 +575,9 @@ class SyncEngine:
         marketo_type = spec.object_name or spec.target.value
 
         creates = plan.create
-        updates = plan.update
+        partials = await self._changed_fields(spec, plan.update, mappings)
+        updates = [(item, marketo_id) for item, marketo_id, payload, _ in partials if payload]
+        quiet = [(item, hashes) for item, _, payload, hashes in partials if not payload]
         marks = [
             (dynamics_id, marketo_id, transformer.deleted_payload(dynamics_id))
             for dynamics_id, marketo_id in plan.mark_deleted
@@ -398,10 +586,19 @@ class SyncEngine:
         update_mode = WriteMode.UPDATE_BY_ID if by_id else WriteMode.UPSERT_BY_KEY
         delete_mode = WriteMode.UPDATE_BY_ID if by_id else WriteMode.UPDATE_BY_KEY
 
-        create_out, update_out, delete_out = await asyncio.gather(
-            self._send(spec, [p.payload for p in creates], WriteMode.UPSERT_BY_KEY),
-            self._send(spec, [p.payload for p, _ in updates], update_mode, [m for _, m in updates]),
-            self._send(spec, [p for _, _, p in markable], delete_mode, [m for _, m, _ in markable]),
+        # One group after another: if a call fails for good, no sibling write is left running
+        # while the job's message comes back for a retry (close-timed upserts of one key can
+        # create duplicates in Marketo, reference B.4).
+        create_out = await self._send(spec, [p.payload for p in creates], WriteMode.UPSERT_BY_KEY)
+        update_out = await self._send(
+            spec,
+            [payload for _, _, payload, _ in partials if payload],
+            update_mode,
+            [m for _, m in updates],
+        )
+        new_hashes = {item.dynamics_id: hashes for item, _, _, hashes in partials}
+        delete_out = await self._send(
+            spec, [p for _, _, p in markable], delete_mode, [m for _, m, _ in markable]
         )
 
         new_mappings: list[IdMapping] = []
@@ -438,6 +635,7 @@ class SyncEngine:
                     dynamics_version=versions.get(item.dynamics_id),
                     marketo_hash=item.digest,
                     sync_filter=SyncFilter.YES,
+                    marketo_fields=fingerprints(item.payload),
                     marketo_written_at=self.clock.now(),
                 )
             )
@@ -463,6 +661,7 @@ class SyncEngine:
                         marketo_hash=item.digest,
                         deleted_in_dynamics=False,
                         sync_filter=SyncFilter.YES,
+                        marketo_fields=new_hashes[item.dynamics_id],
                     )
                 )
                 succeeded.append(item.dynamics_id)
@@ -496,42 +695,129 @@ class SyncEngine:
                 counts.deleted += 1
                 changes.append(MappingUpdate(dynamics_id=dynamics_id, deleted_in_dynamics=True))
 
+        for item, hashes in quiet:  # every changed field was Marketo's to keep: no call
+            counts.unchanged += 1
+            changes.append(
+                MappingUpdate(
+                    dynamics_id=item.dynamics_id,
+                    dynamics_version=versions.get(item.dynamics_id),
+                    marketo_hash=item.digest,
+                    sync_filter=SyncFilter.YES,
+                    marketo_fields=hashes,
+                )
+            )
+            succeeded.append(item.dynamics_id)
+            if item.pending_links:
+                pending.append(item.dynamics_id)
+
         for dynamics_id in plan.filtered:
             counts.filtered += 1
             changes.append(MappingUpdate(dynamics_id=dynamics_id, sync_filter=SyncFilter.NO))
         counts.unchanged += len(plan.unchanged)
         counts.held += len(plan.held)
+        counts.ignored += len(plan.ignored)
 
         held_failures = [
             FailedRecord(
                 stream=stream,
                 operation="hold",
-                code="DEPENDENCY_PENDING",
+                code=PENDING_CODE,
                 message="waiting for " + ", ".join(item.pending_links) + " to reach Marketo",
                 dynamics_id=item.dynamics_id,
             )
             for item in plan.held
         ]
+        # An unchanged record whose link is still missing keeps waiting (its payload is the
+        # same as last time precisely because the link is still left out).
+        pending.extend(p.dynamics_id for p in plan.unchanged if p.pending_links)
         still_pending = set(pending)
         resolved = [
-            *(i for i in succeeded if i not in still_pending),
-            *plan.unchanged,
-            *plan.filtered,
+            i
+            for i in (
+                *succeeded,
+                *(p.dynamics_id for p in plan.unchanged),
+                *plan.filtered,
+                *plan.ignored,
+            )
+            if i not in still_pending
         ]
         return PageRecords(new_mappings, changes, failures, pending, held_failures, resolved)
 
     async def _record(self, stream: StreamId, records: PageRecords) -> None:
         """Store what a page's writes taught: mappings, failures, pending links, resolutions."""
-        await self._db(self.store.mappings.put_many, records.new_mappings)
+        await blocking(self.store.mappings.put_many, records.new_mappings)
         if records.changes:
-            await self._db(
+            await blocking(
                 self.store.mappings.update_many, stream.instance_id, stream.entity, records.changes
             )
         if records.failures:
-            await self._db(self.store.errors.record_many, records.failures)
+            await blocking(self.store.errors.record_many, records.failures)
         await self._remember_pending(stream, records.pending, records.held)
         if records.resolved:
-            await self._db(self.store.errors.resolve, stream, records.resolved)
+            # Only records with an open error row: resolving an id without one costs the store
+            # a rejected transaction round trip each (a 404 per id), minutes for a first copy.
+            open_ids = await blocking(self.store.errors.open_record_ids, stream)
+            to_resolve = [i for i in records.resolved if normalize_dynamics_id(i) in open_ids]
+            if to_resolve:
+                await blocking(self.store.errors.resolve, stream, to_resolve)
+
+    async def _changed_fields(
+        self,
+        spec: EntitySpec,
+        updates: Sequence[tuple[Prepared, str]],
+        mappings: Mapping[str, IdMapping],
+    ) -> list[tuple[Prepared, str, dict[str, Any], dict[str, str]]]:
+        """Per update: the fields to send and the per-field hashes to store after it.
+
+        Only fields whose Dynamics value changed since the last write are sent (plus the key),
+        so a field edited in Marketo alone survives. Where Marketo wins conflicts (leads), a
+        changed field that Marketo also changed since our last write is left as Marketo has it;
+        that costs one read per 300 leads. A record without per-field memory (or marked deleted
+        or filtered out before) is sent whole.
+        """
+        planned: list[tuple[Prepared, str, dict[str, Any], dict[str, str]]] = []
+        contested: dict[str, set[str]] = {}
+        for item, marketo_id in updates:
+            known = mappings.get(item.dynamics_id)
+            now_hashes = fingerprints(item.payload)
+            written = known.marketo_fields if known is not None else None
+            if (
+                written is None
+                or known is None
+                or known.deleted_in_dynamics
+                or (known.sync_filter is SyncFilter.NO)
+            ):
+                planned.append((item, marketo_id, dict(item.payload), now_hashes))
+                continue
+            changed = {
+                name: value
+                for name, value in item.payload.items()
+                if changed_since(written.get(name), value)
+            }
+            hashes = {**written, **{name: now_hashes[name] for name in changed}}
+            planned.append((item, marketo_id, changed, hashes))
+            if spec.conflicts == "marketo_wins" and changed:
+                contested[marketo_id] = set(changed)
+        if contested:
+            fields = sorted(set().union(*contested.values()))
+            current = await self.target.current_values(spec, list(contested), fields)
+            for item, marketo_id, changed, hashes in planned:
+                now = current.get(marketo_id)
+                known = mappings[item.dynamics_id]
+                if now is None or marketo_id not in contested or known.marketo_fields is None:
+                    continue
+                for name in list(changed):
+                    before = known.marketo_fields.get(name)
+                    if not holds_written(before, now.get(name)):
+                        del changed[name]  # Marketo changed it too: Marketo wins
+                        if before is not None:
+                            hashes[name] = before
+        result = []
+        for item, marketo_id, changed, hashes in planned:
+            if changed and spec.key_field:
+                changed = {spec.key_field: item.dynamics_id, **changed}
+            result.append((item, marketo_id, changed, hashes))
+        return result
 
     async def _send(
         self,
@@ -546,38 +832,41 @@ class SyncEngine:
 
     # --- retries and pending links -----------------------------------------------------------
 
-    async def _rows_due_for_retry(self, stream: StreamId) -> list[dict[str, Any]]:
-        due = await self._db(self.store.errors.due_for_retry, stream, self.options.retry_batch)
+    async def _rows_due_for_retry(self, stream: StreamId) -> tuple[list[dict[str, Any]], list[str]]:
+        """Rows of the records due for another try, and the due ids gone from Dynamics.
+
+        A due record that no longer exists in Dynamics was deleted: it is handled as a delete
+        (its mark may be what failed before); one never synced is simply resolved by it.
+        """
+        due = await blocking(self.store.errors.due_for_retry, stream, self.options.retry_batch)
         ids = [e.dynamics_id for e in due if e.dynamics_id]
         if not ids:
-            return []
+            return [], []
         rows = await self.source.fetch_rows(self.config.entity[stream.entity], ids)
         found = {str(r[self.config.entity[stream.entity].primary_key]).lower() for r in rows}
-        vanished = [i for i in ids if i.lower() not in found]
-        if vanished:  # deleted in Dynamics since: the delete itself arrives through the delta
-            await self._db(self.store.errors.resolve, stream, vanished)
-        return rows
+        vanished = [i.lower() for i in ids if i.lower() not in found]
+        return rows, vanished
 
     async def _remember_pending(
         self, stream: StreamId, link_pending: Sequence[str], held: Sequence[FailedRecord]
     ) -> None:
         """Records to look at again on a later run, without counting as failures.
 
-        They go into the sync-error table under the code ``DEPENDENCY_PENDING`` (its retry
-        schedule brings them back); operators see them apart from real errors.
+        They go into the sync-error table under :data:`PENDING_CODE` (its retry schedule brings
+        them back); operators see them apart from real errors.
         """
         pending = [
             FailedRecord(
                 stream=stream,
                 operation="link",
-                code="DEPENDENCY_PENDING",
+                code=PENDING_CODE,
                 message="a linked record had not reached Marketo yet; the link is re-sent",
                 dynamics_id=dynamics_id,
             )
             for dynamics_id in link_pending
         ]
         if pending or held:
-            await self._db(self.store.errors.record_many, [*pending, *held])
+            await blocking(self.store.errors.record_many, [*pending, *held])
 
     # --- run bookkeeping ---------------------------------------------------------------------
 
@@ -587,44 +876,136 @@ class SyncEngine:
         stream: StreamId,
         expired: DeltaTokenExpiredError,
         context: dict[str, str],
+        followups: list[SyncJob],
     ) -> JobOutcome:
         note = (
             "the Dynamics change-tracking token expired (code "
             f"{expired.code or '0x80044352'}); a full resync started"
         )
         log.warning("%s: %s", stream, note, extra=context)
-        restarted = await self._db(self.store.watermarks.reset, stream, status=note)
-        await self.queue.enqueue(job.continuation(sequence=restarted.sequence))
+        restarted = await blocking(self.store.watermarks.reset, stream, status=note)
+        followups.append(job.continuation(restarted.sequence, restarted.step))
         return JobOutcome.RESYNC
 
-    async def _sweep_after_resync(self, stream: StreamId) -> int:
-        """Find records deleted while the delta token was stale (a full read cannot show them).
+    async def _sweep_step(
+        self,
+        job: SyncJob,
+        stream: StreamId,
+        watermark: Watermark,
+        counts: PageCounts,
+        followups: list[SyncJob],
+    ) -> JobOutcome:
+        """One bounded step of the check that follows a full resync.
 
-        Every mapped record not yet marked deleted is looked up in Dynamics (ids only, 50 to a
-        request); the ones that are gone get the "deleted in Dynamics" mark. Runs once, at the
-        end of a full resync, never on the first copy.
+        A full read cannot show records deleted while the delta token was stale. So the mapped
+        records are looked up in Dynamics, :data:`SWEEP_CHUNK` per job (ids only, 100 to a
+        request); the ones that are gone get the "deleted in Dynamics" mark. The position is
+        kept in the watermark, so a crash resumes the sweep rather than restarting it.
         """
+        assert watermark.sweep is not None
         spec = self.config.entity[stream.entity]
-        mappings = await self._db(
-            self.store.mappings.list_entity, stream.instance_id, stream.entity
+        mappings, position = await blocking(
+            self.store.mappings.list_entity_page,
+            stream.instance_id,
+            stream.entity,
+            watermark.sweep,
+            SWEEP_CHUNK,
         )
         live = [m.dynamics_id for m in mappings if not m.deleted_in_dynamics]
-        gone: list[str] = []
-        for start in range(0, len(live), SWEEP_CHUNK):
-            chunk = live[start : start + SWEEP_CHUNK]
-            present = await self.source.filter_states(spec, chunk)
-            gone.extend(i for i in chunk if i.lower() not in present)
-        if not gone:
-            return 0
-        log.warning(
-            "%s: %d records were deleted in Dynamics while the delta token was stale; "
-            "marking them deleted in Marketo",
+        present = await self.source.filter_states(spec, live) if live else {}
+        gone = [i for i in live if i.lower() not in present]
+        if gone:
+            log.warning(
+                "%s: %d records were deleted in Dynamics while the delta token was stale; "
+                "marking them deleted in Marketo",
+                stream,
+                len(gone),
+            )
+            records = await self._process(stream, [], gone, counts)
+            await self._record(stream, records)
+        done = position is None
+        swept = await blocking(
+            self.store.watermarks.set_sweep,
             stream,
-            len(gone),
+            sequence=watermark.sequence,
+            sweep=position,
+            finish=done,
+            status=(
+                "full resync complete (the delta token had expired); up to date"
+                if done
+                else "full resync read; checking for records deleted meanwhile"
+            ),
         )
-        counts, records = await self._process(stream, [], gone)
-        await self._record(stream, records)
-        return counts.deleted
+        if done:
+            return JobOutcome.CAUGHT_UP
+        followups.append(job.continuation(swept.sequence, swept.step))
+        return JobOutcome.ADVANCED
+
+    async def _dependencies_done(self, stream: StreamId) -> bool:
+        for dependency in self._depends.get(stream.entity, ()):
+            mark = await blocking(
+                self.store.watermarks.get,
+                StreamId(stream.instance_id, dependency, stream.direction),
+            )
+            if mark.phase is not Phase.INCREMENTAL:
+                return False
+        return True
+
+    async def _start_dependents(self, stream: StreamId) -> list[SyncJob]:
+        """Runs for the entities that waited for this one's initial copy (only those still in
+        their initial phase, idle, and with every dependency done)."""
+        jobs = []
+        for dependent in dependents_of(stream.entity, self._depends):
+            target = StreamId(stream.instance_id, dependent, stream.direction)
+            mark = await blocking(self.store.watermarks.get, target)
+            if mark.phase is not Phase.INITIAL or mark.run_open:
+                continue
+            if not await self._dependencies_done(target):
+                continue
+            started = await self._start_unless_running(target)
+            if started is None:
+                continue
+            jobs.append(
+                SyncJob(
+                    instance_id=stream.instance_id,
+                    entity=dependent,
+                    direction=stream.direction,
+                    sequence=started.sequence,
+                )
+            )
+        return jobs
+
+    async def _start_unless_running(self, stream: StreamId) -> Watermark | None:
+        """Open a run of ``stream`` unless one is open; ``None`` if it was (or just got) one.
+
+        Another dependency finishing, or the timer, may start the same stream at the same time.
+        A second start would make the first run's job stale mid-page, while the second job is
+        turned away by the lease the first still holds: the run would sit open, with no job,
+        until the scheduler finds it stale. The save is conditioned on the ETag just read.
+        """
+        mark = await blocking(self.store.watermarks.get, stream)
+        if mark.run_open:
+            return None
+        try:
+            return await blocking(self.store.watermarks.save, start_run(mark, self.clock.now()))
+        except ConcurrencyConflict:
+            return None
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _link_memory(self, stream: StreamId) -> JobLinkMemory:
+        """A new memory of link targets for one job of ``stream``."""
+        return JobLinkMemory(
+            stream.entity,
+            lambda entity, ids: self._mapping_lookup(stream.instance_id, entity, ids),
+            lambda entity, ids: self.source.filter_states(self.config.entity[entity], ids),
+        )
+
+    async def _mapping_lookup(
+        self, instance_id: str, entity: str, ids: Sequence[str]
+    ) -> dict[str, tuple[str, bool]]:
+        found = await blocking(self.store.mappings.link_states, instance_id, entity, ids)
+        return {k: (marketo_id, not deleted) for k, (marketo_id, deleted) in found.items()}
 
     async def _fresh_copy(self, stream: StreamId, watermark: Watermark) -> bool:
         """Whether this page belongs to the entity's first copy into an empty ID mapping.
@@ -642,48 +1023,7 @@ class SyncEngine:
             return False
         if watermark.cursor is not None:
             return watermark.fresh_copy
-        return not await self._db(self.store.mappings.has_any, stream.instance_id, stream.entity)
-
-    async def _dependencies_done(self, stream: StreamId) -> bool:
-        for dependency in self._depends.get(stream.entity, ()):
-            mark = await self._db(
-                self.store.watermarks.get,
-                StreamId(stream.instance_id, dependency, stream.direction),
-            )
-            if mark.phase is not Phase.INCREMENTAL:
-                return False
-        return True
-
-    async def _kick_dependents(self, stream: StreamId) -> None:
-        for dependent in dependents_of(stream.entity, self._depends):
-            target = StreamId(stream.instance_id, dependent, stream.direction)
-            if not await self._dependencies_done(target):
-                continue
-            started = await self._db(self.store.watermarks.start_run, target)
-            await self.queue.enqueue(
-                SyncJob(
-                    instance_id=stream.instance_id,
-                    entity=dependent,
-                    direction=stream.direction,
-                    sequence=started.sequence,
-                )
-            )
-
-    # --- helpers ---------------------------------------------------------------------------
-
-    def _link_memory(self, stream: StreamId) -> JobLinkMemory:
-        """A new memory of link targets for one job of ``stream``."""
-        return JobLinkMemory(
-            stream.entity,
-            lambda entity, ids: self._mapping_lookup(stream.instance_id, entity, ids),
-            lambda entity, ids: self.source.filter_states(self.config.entity[entity], ids),
-        )
-
-    async def _mapping_lookup(
-        self, instance_id: str, entity: str, ids: Sequence[str]
-    ) -> dict[str, tuple[str, bool]]:
-        found = await self._db(self.store.mappings.link_states, instance_id, entity, ids)
-        return {k: (marketo_id, not deleted) for k, (marketo_id, deleted) in found.items()}
+        return not await blocking(self.store.mappings.has_any, stream.instance_id, stream.entity)
 
     async def _transformer(self, entity: str) -> RowTransformer:
         transformer = self._transformers.get(entity)
@@ -699,9 +1039,31 @@ class SyncEngine:
             self._transformers[entity] = transformer
         return transformer
 
-    async def _db(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run a (blocking) state-store call off the event loop."""
-        return await asyncio.to_thread(fn, *args, **kwargs)
+
+@dataclass
+class _LeaseHolder:
+    """The current (renewed) lease of a running job."""
+
+    lease: Lease
+    lost: bool = False
+
+
+def _handed_over(error: BaseException) -> bool:
+    """Whether a job that committed pages before ``error`` hands the rest to a continuation:
+    yes for failures of the page (a retry may pass), no for shutdown, a superseded run (its
+    watermark moved on) or the daily quota (the run stops until the reset)."""
+    return isinstance(error, DmsyncError) and not isinstance(
+        error, ConcurrencyConflict | QuotaExhaustedError
+    )
+
+
+def _add_counts(total: PageCounts, page: PageCounts) -> None:
+    """Add a page's counters to the job's (for telemetry)."""
+    for name in ("read", "created", "updated", "unchanged", "deleted", "filtered", "held",
+                 "ignored", "failed"):  # fmt: skip
+        setattr(total, name, getattr(total, name) + getattr(page, name))
+    for code, n in page.error_codes.items():
+        total.error_codes[code] = total.error_codes.get(code, 0) + n
 
 
 def _lower_id(item: Prepared) -> Prepared:
@@ -718,7 +1080,13 @@ def _marketo_int(marketo_id: str) -> int | str:
     return int(marketo_id) if marketo_id.isdigit() else marketo_id
 
 
-def _status_note(more: bool, phase: Phase) -> str:
-    if phase is Phase.INITIAL:
+def _status_note(more: bool, watermark: Watermark) -> str:
+    if watermark.phase is Phase.INITIAL and watermark.resync:
+        return (
+            "full resync in progress (the delta token had expired)"
+            if more
+            else "full resync complete (the delta token had expired); up to date"
+        )
+    if watermark.phase is Phase.INITIAL:
         return "initial sync in progress" if more else "initial sync complete"
     return "catching up" if more else "up to date"

@@ -41,7 +41,7 @@ class Plan:
 
     create: list[Prepared] = field(default_factory=list)
     update: list[tuple[Prepared, str]] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
+    unchanged: list[Prepared] = field(default_factory=list)
     mark_deleted: list[tuple[str, str]] = field(default_factory=list)
     filtered: list[str] = field(default_factory=list)
     held: list[Prepared] = field(default_factory=list)
@@ -57,8 +57,6 @@ def plan_page(
     prepared: Iterable[Prepared],
     deleted_ids: Sequence[str],
     mappings: Mapping[str, MappingView],
-    *,
-    force: bool = False,
 ) -> Plan:
     """Sort a page's records into the plan's buckets.
 
@@ -66,8 +64,6 @@ def plan_page(
         prepared: the transformed rows (a row appears once; later duplicates are dropped).
         deleted_ids: ids Dynamics reports deleted in this page.
         mappings: the mapping of every id above that has one.
-        force: write even when the digest is unchanged (a full resync after an expired token
-            re-sends nothing it does not need to, so this stays off there; it exists for repairs).
     """
     plan = Plan()
     seen: set[str] = set()
@@ -91,12 +87,11 @@ def plan_page(
             if known is None or known.marketo_id is None:
                 plan.create.append(item)
             elif (
-                not force
-                and known.digest == item.digest
+                known.digest == item.digest
                 and not known.deleted
                 and not known.filtered_out  # No→Yes: Marketo updates it again (A.4)
             ):
-                plan.unchanged.append(item.dynamics_id)
+                plan.unchanged.append(item)
             else:
                 plan.update.append((item, known.marketo_id))
         elif item.decision is Decision.FILTERED_OUT:

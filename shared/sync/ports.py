@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -104,6 +105,16 @@ class WriteMode(StrEnum):
 class Target(Protocol):
     """The Marketo side."""
 
+    def blocked_until(self) -> datetime | None:
+        """When writes may resume, if the daily quota is used up now; else ``None``."""
+        ...
+
+    async def current_values(
+        self, spec: EntitySpec, marketo_ids: Sequence[str], fields: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        """The records' current values of ``fields``, keyed by Marketo id (missing: absent)."""
+        ...
+
     async def write(
         self,
         spec: EntitySpec,
@@ -132,8 +143,9 @@ class PageCounts:
     deleted: int = 0
     filtered: int = 0
     held: int = 0
+    ignored: int = 0
+    """Out of scope, kept out by the sync filter, or a delete of a record never synced."""
     failed: int = 0
-    marketo_calls: int = 0
     error_codes: dict[str, int] = field(default_factory=dict)
 
     @property

@@ -25,18 +25,16 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from shared.dynamics.client import DynamicsClient
 from shared.marketo.client import MarketoClient
 from shared.state.store import StateStore
-from shared.sync.adapters import MarketoTarget, table_ref
+from shared.state.sync_errors import PENDING_CODE
+from shared.sync.adapters import DataverseSource, MarketoTarget
 from shared.sync.config import EntitySpec, LinkSpec, SyncConfig, TargetKind
-from shared.sync.transform import Decision, LinkState, RowTransformer
-
-PENDING_CODE = "DEPENDENCY_PENDING"
+from shared.sync.transform import UNMARKABLE, Decision, LinkState, RowTransformer
+from shared.sync.values import normalise, same_value
 
 
 @dataclass
@@ -93,75 +91,6 @@ class ReconciliationReport:
         return "\n".join(lines)
 
 
-def normalise(value: Any) -> str | None:
-    """A comparable text form: empty is None, numbers canonical, booleans and dates uniform."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float | Decimal):
-        return _number(str(value))
-    text = str(value).strip()
-    if not text:
-        return None
-    if text.lower() in ("true", "false"):
-        return text.lower()
-    number = _number(text)
-    if number is not None:
-        return number
-    return _moment(text) or text
-
-
-def _number(text: str) -> str | None:
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        return None
-    if not number.is_finite():
-        return None
-    normalised = number.normalize()
-    return format(normalised, "f")
-
-
-def _moment(text: str) -> str | None:
-    if len(text) < 10 or text[4] != "-" or text[7] != "-":
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if len(text) == 10:
-        return moment.date().isoformat()
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    moment = moment.astimezone(UTC)
-    if (moment.hour, moment.minute, moment.second) == (0, 0, 0):
-        return moment.date().isoformat()
-    return moment.replace(microsecond=0).isoformat()
-
-
-def same_value(expected: Any, actual: Any) -> bool:
-    """Whether two values are equal once normalised.
-
-    A Marketo date field keeps only the date of a datetime written to it, so a datetime and a
-    date compare by their (UTC) date.
-    """
-    left, right = normalise(expected), normalise(actual)
-    if left == right:
-        return True
-    if left is None or right is None:
-        return False
-    if _is_date(left) and _moment(right) is not None:
-        return left == right[:10]
-    if _is_date(right) and _moment(left) is not None:
-        return right == left[:10]
-    return False
-
-
-def _is_date(text: str) -> bool:
-    return len(text) == 10 and _moment(text) == text
-
-
 def differing_fields(expected: Mapping[str, Any], actual: Mapping[str, Any]) -> list[str]:
     """Names of the expected fields whose values differ in ``actual``."""
     return [
@@ -188,6 +117,7 @@ class Reconciler:
         self.store = store
         self.instance_id = instance_id
         self._target = MarketoTarget(marketo)
+        self._source = DataverseSource(dynamics)
         self._found: dict[str, dict[str, dict[str, Any]]] = {}
         """entity → Dynamics id → the Marketo record found for it."""
 
@@ -205,7 +135,7 @@ class Reconciler:
     async def _entity(self, name: str, errors: Mapping[str, str]) -> EntityReconciliation:
         spec = self.config.entity[name]
         result = EntityReconciliation(name)
-        rows = await self._rows(spec)
+        rows = await self._source.all_rows(spec)
         result.in_dynamics = len(rows)
         transformer = RowTransformer(self.config, name, await self._lookup_tables(spec))
         expected: dict[str, dict[str, Any]] = {}
@@ -243,30 +173,13 @@ class Reconciler:
         await self._check_deletes(spec, name, result)
         return result
 
-    async def _rows(self, spec: EntitySpec) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
-        async for page in self.dynamics.iter_pages(
-            table_ref(spec), spec.dynamics_columns(), track_changes=False
-        ):
-            for record in page.records:
-                row = dict(record.attributes)
-                row[spec.primary_key] = record.id
-                rows.append(row)
-        return rows
-
     async def _lookup_tables(self, spec: EntitySpec) -> dict[str, dict[str, Any]]:
-        tables: dict[str, dict[str, Any]] = {}
-        for lookup in spec.lookups.values():
-            table: dict[str, Any] = {}
-            async for page in self.dynamics.iter_pages(
-                table_ref_for(lookup.table, lookup.entity_set, lookup.key),
-                [lookup.key, lookup.field],
-                track_changes=False,
-            ):
-                for record in page.records:
-                    table[record.id.lower()] = record.attributes.get(lookup.field)
-            tables[lookup.entity_set] = table
-        return tables
+        return {
+            lookup.entity_set: await self._source.reference_table(
+                lookup.table, lookup.entity_set, lookup.key, lookup.field
+            )
+            for lookup in spec.lookups.values()
+        }
 
     def _resolve(self, link: LinkSpec, target: str) -> tuple[LinkState, str | None]:
         for entity in link.entities:
@@ -331,7 +244,7 @@ class Reconciler:
             if spec.target is TargetKind.LEAD
             else self.config.objects.is_deleted
         )
-        if not deleted or marker is None or spec.target is TargetKind.OPPORTUNITY_ROLE:
+        if not deleted or marker is None or spec.target in UNMARKABLE:
             return
         assert spec.key_field is not None
         ids = [m.dynamics_id for m in deleted]
@@ -349,13 +262,6 @@ class Reconciler:
             if normalise(r.get(marker)) == "true"
         }
         result.deleted_unmarked = sorted(set(ids) - marked)
-
-
-def table_ref_for(table: str, entity_set: str, key: str) -> Any:
-    """A table address for a reference table."""
-    from shared.dynamics.models import TableRef
-
-    return TableRef(table, entity_set, key)
 
 
 def _role_key(record: Mapping[str, Any]) -> tuple[str | None, ...]:

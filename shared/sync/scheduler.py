@@ -15,26 +15,25 @@ On each tick, for the app's instance:
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import ParamSpec, TypeVar
+from datetime import datetime
 
 from shared.clock import SYSTEM_CLOCK, Clock
+from shared.errors import ConcurrencyConflict
 from shared.jobs import Direction, JobReason, SyncJob
 from shared.state.instances import DynamicsOrganization, Instance, InstanceStatus, MarketoInstance
 from shared.state.store import StateStore
 from shared.state.streams import StreamId
-from shared.state.watermarks import Phase, Watermark
+from shared.state.watermarks import Phase, Watermark, start_run
+from shared.sync.blocking import blocking
 from shared.sync.config import SyncConfig
 from shared.sync.engine import EngineOptions, JobQueue
 from shared.sync.ports import Source, SourceIdentity
+from shared.telemetry.metrics import SyncTelemetry
 
 log = logging.getLogger("dmsync.scheduler")
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ def identity_signature(identity: SourceIdentity) -> dict[str, str | None]:
     }
 
 
-def environment_change(recorded: dict[str, str | None], seen: SourceIdentity) -> str | None:
+def environment_change(recorded: Mapping[str, str | None], seen: SourceIdentity) -> str | None:
     """Why ``seen`` is not the recorded environment, or ``None`` if it is."""
     now = identity_signature(seen)
     changed = [k for k, v in recorded.items() if v is not None and now.get(k) != v]
@@ -94,7 +93,11 @@ class Scheduler:
         binding: Binding,
         clock: Clock = SYSTEM_CLOCK,
         options: EngineOptions | None = None,
+        telemetry: SyncTelemetry | None = None,
+        marketo_blocked_until: Callable[[], datetime | None] | None = None,
     ) -> None:
+        self.telemetry = telemetry or SyncTelemetry()
+        self._blocked_until = marketo_blocked_until or (lambda: None)
         self.config = config
         self.store = store
         self.source = source
@@ -111,24 +114,47 @@ class Scheduler:
         if instance.status is not InstanceStatus.ACTIVE:
             log.info("instance %s is %s: %s", instance.instance_id, instance.status.value,
                      instance.status_reason)  # fmt: skip
+            self.telemetry.instance_state(
+                instance.instance_id,
+                suspended=instance.status is InstanceStatus.SUSPENDED,
+                reason=instance.status_reason,
+            )
             return report
-        change = environment_change(
-            instance.config.get("dynamics_identity", {}), await self.source.identity()
-        )
+        seen = await self.source.identity()
+        recorded = instance.config.get("dynamics_identity")
+        if not recorded:
+            # Registered by hand (dmsync instance add): adopt what the settings reach now, after
+            # checking it against an organization id the operator may have given.
+            recorded = {"organization_id": instance.dynamics.organization_id}
+            if environment_change(recorded, seen) is None:
+                instance = await self._adopt_identity(instance, seen)
+                recorded = instance.config["dynamics_identity"]
+        change = environment_change(recorded, seen)
         if change is not None:
-            await self._db(
+            await blocking(
                 self.store.instances.set_status,
                 instance.instance_id,
                 InstanceStatus.SUSPENDED,
                 change,
             )
             log.error("instance %s suspended: %s", instance.instance_id, change)
+            self.telemetry.instance_state(instance.instance_id, suspended=True, reason=change)
             report.status, report.reason = InstanceStatus.SUSPENDED, change
             return report
+        self.telemetry.instance_state(instance.instance_id, suspended=False)
         marks = {
-            entity: await self._db(self.store.watermarks.get, self._stream(entity))
+            entity: await blocking(self.store.watermarks.get, self._stream(entity))
             for entity in self.config.order
         }
+        blocked = self._blocked_until()
+        if blocked is not None:
+            report.reason = (
+                f"Marketo's daily API quota is used up until {blocked:%Y-%m-%d %H:%M} UTC; "
+                "no run starts before then"
+            )
+            log.warning("instance %s: %s", instance.instance_id, report.reason)
+            await self._report_streams(marks)
+            return report
         for entity in self.config.order:
             mark = marks[entity]
             if self._in_flight(mark):
@@ -138,7 +164,16 @@ class Scheduler:
             ):
                 report.waiting.append(entity)
             else:
-                started = await self._db(self.store.watermarks.start_run, self._stream(entity))
+                # Conditioned on the watermark read above: a dependency's completion may have
+                # started this stream since (shared.sync.engine), and a second start would
+                # leave that run's job stale and this one's turned away by its lease.
+                try:
+                    started = await blocking(
+                        self.store.watermarks.save, start_run(mark, self.clock.now())
+                    )
+                except ConcurrencyConflict:
+                    report.in_flight.append(entity)
+                    continue
                 await self.queue.enqueue(
                     SyncJob(
                         instance_id=instance.instance_id,
@@ -149,6 +184,7 @@ class Scheduler:
                     )
                 )
                 report.enqueued.append(entity)
+        await self._report_streams(marks)
         await self._purge_now_and_then()
         log.info(
             "tick: enqueued %s; in flight %s; waiting %s",
@@ -157,6 +193,22 @@ class Scheduler:
             report.waiting or "-",
         )
         return report
+
+    async def _report_streams(self, marks: dict[str, Watermark]) -> None:
+        """Backlog and lag per stream (the workbook's and the stall alert's inputs)."""
+        open_counts = await blocking(self.store.errors.count_open_by_kind, self.binding.instance_id)
+        now = self.clock.now()
+        for entity, mark in marks.items():
+            stream = self._stream(entity)
+            pending = open_counts.get(stream, (0, 0))[1]
+            done, total = mark.progress
+            backlog = pending
+            if mark.phase is Phase.INITIAL and total is not None:
+                backlog += max(0, total - done)
+            since = mark.last_success_at or mark.last_run_at
+            lag = (now - since).total_seconds() if mark.run_open and since else 0.0
+            self.telemetry.backlog(stream.instance_id, entity, stream.direction, backlog)
+            self.telemetry.lag(stream.instance_id, entity, stream.direction, max(0.0, lag))
 
     def _in_flight(self, mark: Watermark) -> bool:
         if not mark.run_open:
@@ -170,7 +222,7 @@ class Scheduler:
         return StreamId(self.binding.instance_id, entity, Direction.DYNAMICS_TO_MARKETO)
 
     async def _instance(self) -> Instance:
-        existing = await self._db(self.store.instances.get, self.binding.instance_id)
+        existing = await blocking(self.store.instances.get, self.binding.instance_id)
         if existing is not None:
             return existing
         identity = await self.source.identity()
@@ -193,20 +245,41 @@ class Scheduler:
             identity.organization_id,
             self.binding.marketo_base_url,
         )
-        return await self._db(self.store.instances.create, instance)
+        return await blocking(self.store.instances.create, instance)
+
+    async def _adopt_identity(self, instance: Instance, seen: SourceIdentity) -> Instance:
+        adopted = replace(
+            instance,
+            config={**instance.config, "dynamics_identity": identity_signature(seen)},
+            dynamics=replace(instance.dynamics, organization_id=seen.organization_id),
+        )
+        log.info(
+            "instance %s: recorded Dynamics organization %s as its environment",
+            instance.instance_id,
+            seen.organization_id,
+        )
+        return await blocking(self.store.instances.save, adopted)
 
     async def relink(self) -> Instance:
-        """Accept the Dynamics environment as it is now, and resume (operator action)."""
+        """Accept the Dynamics environment as it is now and resume (operator action).
+
+        Every stream starts over with a full resync: delta tokens and cursors of the old
+        environment mean nothing in the new one (reference §5: whether tokens survive a copy is
+        undocumented), and unchanged records cost no Marketo call, while the sweep at the end
+        marks records that are gone.
+        """
         instance = await self._instance()
         identity = await self.source.identity()
-        config = {**instance.config, "dynamics_identity": identity_signature(identity)}
-        relinked = replace(
-            instance,
-            config=config,
-            dynamics=replace(instance.dynamics, organization_id=identity.organization_id),
-        )
-        await self._db(self.store.instances.save, relinked)
-        return await self._db(
+        await self._adopt_identity(instance, identity)
+        for entity in self.config.order:
+            stream = self._stream(entity)
+            note = "re-linked to a refreshed Dynamics environment: full resync"
+            restarted = await blocking(self.store.watermarks.reset, stream, status=note)
+            # Closed at once: the next tick starts it (dependencies first), as for a new stream.
+            await blocking(
+                self.store.watermarks.finish_run, stream, sequence=restarted.sequence, status=note
+            )
+        return await blocking(
             self.store.instances.set_status,
             instance.instance_id,
             InstanceStatus.ACTIVE,
@@ -218,9 +291,6 @@ class Scheduler:
         if self._last_purge is not None and now - self._last_purge < 3600:
             return
         self._last_purge = now
-        purged = await self._db(self.store.errors.purge)
+        purged = await blocking(self.store.errors.purge)
         if purged:
             log.info("purged %d sync errors past their retention", purged)
-
-    async def _db(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-        return await asyncio.to_thread(fn, *args, **kwargs)

@@ -16,9 +16,11 @@ from datetime import timedelta
 
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.dynamics.client import DynamicsClient
+from shared.dynamics.transport import DEFAULT_RETRY_POLICY
 from shared.jobs import SYNC_JOBS_QUEUE, SyncJob
 from shared.marketo.client import MarketoClient
 from shared.marketo.governor import Governor
+from shared.retry import RetryPolicy
 from shared.settings import DynamicsSettings, MarketoSettings, StorageSettings, SyncSettings, load
 from shared.state.store import StateStore
 from shared.state.sync_errors import ErrorRetryPolicy
@@ -29,6 +31,9 @@ from shared.sync.engine import JobOutcome, SyncEngine
 from shared.sync.job_queue import StorageJobQueue
 from shared.sync.scheduler import Binding, Scheduler, TickReport
 from shared.sync.schema_check import check_schemas
+from shared.sync.usage import ApiUsageReporter
+from shared.telemetry.logs import REDACTOR
+from shared.telemetry.metrics import SyncTelemetry
 
 log = logging.getLogger("dmsync.service")
 
@@ -48,6 +53,16 @@ class Runtime:
     dynamics: DynamicsClient
     marketo: MarketoClient
     queue: StorageJobQueue
+    telemetry: SyncTelemetry
+    usage: ApiUsageReporter
+
+    async def tick(self) -> TickReport:
+        """One scheduling pass, then this process's API usage and queue depths as metrics."""
+        report = await self.scheduler.tick()
+        self.usage.report()
+        for queue, depth in (await asyncio.to_thread(self.queue.depths)).items():
+            self.telemetry.queue_depth(queue, depth)
+        return report
 
     async def aclose(self) -> None:
         """Close both connection pools."""
@@ -62,6 +77,9 @@ async def build_runtime(
     queue_name: str = SYNC_JOBS_QUEUE,
     clock: Clock = SYSTEM_CLOCK,
     governor: Governor | None = None,
+    dynamics_retry: RetryPolicy | None = None,
+    marketo_clock: Clock | None = None,
+    telemetry: SyncTelemetry | None = None,
 ) -> Runtime:
     """Load and validate every setting, connect, and check the mapping against both schemas.
 
@@ -72,6 +90,9 @@ async def build_runtime(
         clock: the time source for state and scheduling (the API clients keep real time:
             token lifetimes and rate windows are real).
         governor: a Marketo governor to use instead of the process-wide one.
+        dynamics_retry: the Dataverse client's retry bounds (default: the client's own).
+        marketo_clock: the Marketo client's clock for tokens and backoff (default: real time).
+        telemetry: where metrics go (default: the process's OpenTelemetry meter provider).
 
     Raises:
         ConfigurationError: naming the setting, file, entity or field at fault.
@@ -81,6 +102,7 @@ async def build_runtime(
     dynamics_settings = load(DynamicsSettings, env)
     marketo_settings = load(MarketoSettings, env)
     sync = load(SyncSettings, env)
+    _register_secrets(storage, dynamics_settings, marketo_settings)
     config = load_config(sync.mapping_file)
     connection = StorageConnection.from_settings(storage)
     store = StateStore.from_connection(
@@ -94,16 +116,23 @@ async def build_runtime(
     # REQUESTS_CA_BUNDLE is what MSAL (azure-identity) trusts; the Web API calls trust the same
     # bundle so that a private CA (the local emulator's) works for both.
     ca_bundle = env.get("REQUESTS_CA_BUNDLE")
-    dynamics = DynamicsClient(dynamics_settings, verify=ca_bundle or True)
-    marketo = MarketoClient(marketo_settings, governor=governor)
+    dynamics = DynamicsClient(
+        dynamics_settings,
+        verify=ca_bundle or True,
+        retry_policy=dynamics_retry or DEFAULT_RETRY_POLICY,
+    )
+    marketo = MarketoClient(
+        marketo_settings, governor=governor, clock=marketo_clock or SYSTEM_CLOCK
+    )
     try:
-        await check_schemas(config, dynamics, marketo)
+        config = await check_schemas(config, dynamics, marketo)
     except BaseException:
         await dynamics.aclose()
         await marketo.aclose()
         raise
     queue = StorageJobQueue(connection, queue_name)
     source = DataverseSource(dynamics)
+    telemetry = telemetry or SyncTelemetry()
     engine = SyncEngine(
         config=config,
         store=store,
@@ -111,6 +140,7 @@ async def build_runtime(
         target=MarketoTarget(marketo),
         queue=queue,
         clock=clock,
+        telemetry=telemetry,
     )
     scheduler = Scheduler(
         config=config,
@@ -119,8 +149,20 @@ async def build_runtime(
         queue=queue,
         binding=Binding(sync.instance_id, dynamics_settings.url, marketo_settings.base_url),
         clock=clock,
+        telemetry=telemetry,
+        marketo_blocked_until=marketo.governor.blocked_until,
     )
-    return Runtime(engine, scheduler, store, dynamics, marketo, queue)
+    usage = ApiUsageReporter(dynamics, marketo, telemetry, sync.instance_id)
+    return Runtime(engine, scheduler, store, dynamics, marketo, queue, telemetry, usage)
+
+
+def _register_secrets(
+    storage: StorageSettings, dynamics: DynamicsSettings, marketo: MarketoSettings
+) -> None:
+    """Make the log redaction know this app's secret values, wherever they might surface."""
+    for secret in (storage.connection_string, dynamics.client_secret, marketo.client_secret):
+        if secret is not None and secret.get_secret_value():
+            REDACTOR.add_secret(secret.get_secret_value())
 
 
 _runtime: Runtime | None = None
@@ -144,7 +186,7 @@ async def schedule_tick(*, past_due: bool = False) -> TickReport:
     """The timer trigger's work."""
     if past_due:
         log.info("the sync timer is past due; running now")
-    return await (await runtime()).scheduler.tick()
+    return await (await runtime()).tick()
 
 
 async def run_job(job: SyncJob, *, dequeue_count: int = 1) -> JobOutcome:

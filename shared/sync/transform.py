@@ -23,6 +23,9 @@ from shared.sync.config import (
     TargetKind,
 )
 
+UNMARKABLE = frozenset({TargetKind.OPPORTUNITY_ROLE, TargetKind.SALES_PERSON})
+"""Marketo objects without a "deleted in Dynamics" field: a delete leaves them as they are."""
+
 
 class Decision(Enum):
     """What to do with a row."""
@@ -181,7 +184,7 @@ class RowTransformer:
 
         ``None`` when the target object has no such field (the record is then left as it is).
         """
-        if self._deleted_field is None or self.spec.target is TargetKind.OPPORTUNITY_ROLE:
+        if self._deleted_field is None or self.spec.target in UNMARKABLE:
             return None
         mark: dict[str, Any] = {self._deleted_field: True}
         if self.spec.key_field:

@@ -182,8 +182,9 @@ class SyncTelemetry:
         outcome: ApiOutcome,
         *,
         code: str | None = None,
+        count: int = 1,
     ) -> None:
-        """Count one API request.
+        """Count API requests (one by default).
 
         Args:
             system: ``dynamics`` or ``marketo``.
@@ -191,10 +192,12 @@ class SyncTelemetry:
                 URL.
             outcome: success, throttled or error.
             code: HTTP status or service error code for non-successful calls.
+            count: how many requests ended this way (a reporter may add a batch at once).
 
         Raises:
-            ValueError: ``operation`` or ``code`` is not a short token.
+            ValueError: ``operation`` or ``code`` is not a short token, or ``count`` < 0.
         """
+        _not_negative("count", count)
         attributes = {
             Dim.SYSTEM.value: System(system).value,
             Dim.OPERATION.value: _token("operation", operation),
@@ -202,7 +205,7 @@ class SyncTelemetry:
         }
         if code is not None:
             attributes[Dim.CODE.value] = _token("code", code)
-        self._api_calls.add(1, attributes)
+        self._api_calls.add(count, attributes)
 
     def throttled(self, system: System, code: str, *, instance: str | None = None) -> None:
         """Count one throttling answer (Dynamics 429; Marketo 606 rate, 607 daily, 615 concurrency).

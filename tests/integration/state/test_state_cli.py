@@ -12,10 +12,10 @@ from dmsync.cli import main
 from emulators.azurite import AzuriteInstance
 from shared.clock import ManualClock
 from shared.jobs import Direction
-from shared.state.instances import MARKETO_COPY_REFUSAL
+from shared.state.instances import MARKETO_COPY_REFUSAL, InstanceStatus
 from shared.state.store import StateStore
 from shared.state.streams import StreamId
-from shared.state.sync_errors import FailedRecord
+from shared.state.sync_errors import PENDING_CODE, FailedRecord
 from shared.state.watermarks import RunCounts
 
 pytestmark = pytest.mark.integration
@@ -149,3 +149,38 @@ def test_status_shows_phase_progress_lease_and_errors(
     assert stream["progress"] == {"done": 250, "total": 1000}
     assert (stream["open_errors"], stream["records_written"], stream["sequence"]) == (1, 240, 1)
     assert stream["lease_holder"] == "host-1/worker-3"
+
+
+def test_instance_pause_and_resume(dmsync, store: StateStore) -> None:  # type: ignore[no-untyped-def]
+    """An operator pauses and resumes; a self-suspended instance is not simply resumed."""
+    assert dmsync("instance", "add", "ops", "--integrated")[0] == 0
+    code, out, _ = dmsync("instance", "pause", "ops", "--reason", "maintenance window")
+    assert code == 0
+    assert "paused" in out
+    assert "maintenance window" in out
+    code, out, _ = dmsync("instance", "resume", "ops")
+    assert (code, "active" in out) == (0, True)
+    store.instances.set_status("ops", InstanceStatus.SUSPENDED, "sandbox refresh detected")
+    code, _, err = dmsync("instance", "resume", "ops")
+    assert code == 2
+    assert "dmsync instance relink" in err
+
+
+def test_errors_keep_records_waiting_for_a_dependency_apart(  # type: ignore[no-untyped-def]
+    dmsync, store: StateStore
+) -> None:
+    """DEPENDENCY_PENDING rows are not errors: listed only with --pending, counted apart."""
+    store.errors.record_many([
+        FailedRecord(STREAM, "create", "1003", "bad value", dynamics_id="a1"),
+        FailedRecord(STREAM, "link", PENDING_CODE, "waiting for company", dynamics_id="b2"),
+    ])  # fmt: skip
+    code, out, _ = dmsync("errors", "prod")
+    assert code == 0
+    assert "1003" in out
+    assert "b2" not in out
+    assert "1 records wait for a linked record" in out
+    code, out, _ = dmsync("errors", "prod", "--pending", "--json")
+    assert [e["dynamics_id"] for e in json.loads(out)] == ["b2"]
+    code, out, _ = dmsync("status", "prod", "--json")
+    [stream] = json.loads(out)[0]["streams"]
+    assert (stream["open_errors"], stream["pending_links"]) == (1, 1)

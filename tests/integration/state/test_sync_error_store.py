@@ -120,20 +120,25 @@ def test_queries_by_instance_entity_and_time_range(store: StateStore, clock: Man
     assert [e.dynamics_id for e in store.errors.list("i1", entity="contact", limit=1)] == ["d-new"]
 
 
-def test_purge_deletes_only_rows_past_retention(
+def test_purge_deletes_only_resolved_rows_past_retention(
     make_store: Callable[..., StateStore], clock: ManualClock
 ) -> None:
-    """With 30 days' retention, a 31-day-old error goes and a fresh one stays, in all instances."""
+    """With 30 days' retention a resolved 31-day-old error goes, a fresh one stays, in all
+    instances; an unresolved one stays however old (its record never reached Marketo)."""
     store = make_store(error_retention_days=30)
     store.errors.record(_contact_failure("d-old"))
-    store.errors.record(
-        FailedRecord(StreamId("i2", "lead", LEADS.direction), "u", "c", "m", marketo_id="5")
-    )
+    store.errors.record(_contact_failure("d-stuck"))
+    other = StreamId("i2", "lead", LEADS.direction)
+    store.errors.record(FailedRecord(other, "u", "c", "m", marketo_id="5"))
+    store.errors.resolve(CONTACTS, ["d-old"])
+    store.errors.resolve(other, ["5"])
     clock.advance(timedelta(days=31).total_seconds())
     store.errors.record(_contact_failure("d-new"))
     assert store.errors.purge() == 2
-    assert [e.dynamics_id for e in store.errors.list("i1", include_resolved=True)] == ["d-new"]
+    kept = sorted(e.dynamics_id or "" for e in store.errors.list("i1", include_resolved=True))
+    assert kept == ["d-new", "d-stuck"]
     assert store.errors.list("i2", include_resolved=True) == []
+    store.errors.resolve(CONTACTS, ["d-new"])
     assert store.errors.purge(older_than_days=0) == 0  # last activity is now, not before it
     clock.advance(1)
     assert store.errors.purge(older_than_days=0) == 1

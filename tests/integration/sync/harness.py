@@ -13,17 +13,17 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from azure.storage.queue import QueueClient
 
-from emulators.azurite import AzuriteInstance
+from emulators.azurite import REPO_ROOT, AzuriteInstance
 from emulators.dynamics.runner import EmulatorHandle
 from emulators.marketo.runner import RunningMarketo
 from shared.clock import ManualClock
 from shared.jobs import SyncJob, parse_job
 from shared.marketo.governor import Governor, Limits
+from shared.retry import RetryPolicy
 from shared.settings import MarketoSettings, load
 from shared.state.streams import StreamId
 from shared.state.watermarks import Phase
@@ -31,6 +31,10 @@ from shared.sync.engine import JobOutcome
 from shared.sync.reconcile import Reconciler, ReconciliationReport
 from shared.sync.scheduler import TickReport
 from shared.sync.service import Runtime, build_runtime
+from shared.telemetry.metrics import SyncTelemetry
+
+SAMPLE_ORG_MAPPING = REPO_ROOT / "emulators" / "sample_org_mapping.toml"
+"""The default mapping plus the sample organisation's custom entity."""
 
 
 def sync_environment(
@@ -49,6 +53,7 @@ def sync_environment(
         "MARKETO_CLIENT_ID": mkto.client_id,
         "MARKETO_CLIENT_SECRET": mkto.client_secret,
         "MARKETO_CALLS_PER_20S": "100",
+        "SYNC_MAPPING_FILE": str(SAMPLE_ORG_MAPPING),
         "MARKETO_MAX_CONCURRENCY": "5",
         **extra,
     }
@@ -78,7 +83,7 @@ class SyncHarness:
 
     async def tick(self) -> TickReport:
         """One timer tick."""
-        return await self.runtime.scheduler.tick()
+        return await self.runtime.tick()
 
     def pending_messages(self) -> int:
         """Messages waiting in the job queue."""
@@ -170,18 +175,38 @@ class SyncHarness:
 
 @asynccontextmanager
 async def sync_harness(
-    azurite: AzuriteInstance, dyn: EmulatorHandle, mkto: RunningMarketo, **settings: str
+    azurite: AzuriteInstance,
+    dyn: EmulatorHandle,
+    mkto: RunningMarketo,
+    *,
+    fast_retries: bool = False,
+    telemetry: SyncTelemetry | None = None,
+    **settings: str,
 ):  # type: ignore[no-untyped-def]
-    """A harness on a fresh table prefix and queue; everything is closed afterwards."""
+    """A harness on a fresh table prefix and queue; everything is closed afterwards.
+
+    ``fast_retries`` makes the clients' waits instant (Marketo on a manual clock, Dataverse
+    backoff in milliseconds) for tests that inject many faults; the limits they honour stay.
+    """
     suffix = uuid.uuid4().hex[:10]
     environ = sync_environment(azurite, dyn, mkto, **settings)
     clock = ManualClock()
-    governor = Governor(Limits.from_settings(load(MarketoSettings, environ)))
+    api_clock = ManualClock() if fast_retries else None
+    limits = Limits.from_settings(load(MarketoSettings, environ))
+    governor = Governor(limits, clock=api_clock) if api_clock else Governor(limits)
     queue_name = f"jobs-{suffix}"
     runtime = await build_runtime(
-        environ, table_prefix=f"t{suffix}", queue_name=queue_name, clock=clock, governor=governor
+        environ,
+        table_prefix=f"t{suffix}",
+        queue_name=queue_name,
+        clock=clock,
+        governor=governor,
+        marketo_clock=api_clock,
+        dynamics_retry=RetryPolicy(base_delay=0.01, max_delay=0.05) if fast_retries else None,
+        telemetry=telemetry,
     )
     queue = QueueClient.from_connection_string(azurite.connection_string, queue_name)
+    queue.create_queue()
     try:
         yield SyncHarness(runtime, queue, clock)
     finally:
@@ -195,6 +220,3 @@ def advanced(clock: ManualClock, seconds: float) -> Iterator[None]:
     """Move the state clock forward on exit."""
     yield
     clock.advance(seconds)
-
-
-_ = timedelta

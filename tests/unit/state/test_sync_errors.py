@@ -102,3 +102,17 @@ def test_row_round_trip() -> None:
     assert from_entity(to_entity(error)) == error
     resolved = apply_resolution(error, T0 + timedelta(hours=1))
     assert from_entity(to_entity(resolved)) == resolved
+
+
+def test_records_waiting_for_a_dependency_are_never_given_up() -> None:
+    """PENDING_CODE rows keep coming back, at most pending_max_delay apart; errors stop."""
+    from shared.state.sync_errors import PENDING_CODE
+
+    policy = ErrorRetryPolicy(max_attempts=3, first_delay=timedelta(minutes=1),
+                              max_delay=timedelta(hours=6))  # fmt: skip
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert policy.next_retry_at(3, now, "1003") is None
+    for attempts in (3, 10, 500):
+        at = policy.next_retry_at(attempts, now, PENDING_CODE)
+        assert at is not None
+        assert at - now <= policy.pending_max_delay

@@ -123,3 +123,22 @@ def test_dependency_order_and_cycles() -> None:
     assert dependents_of("a", graph) == ("c", "b")
     with pytest.raises(ConfigurationError, match="a -> b -> a"):
         dependency_order({"a": ["b"], "b": ["a"]})
+
+
+def test_extends_lays_a_file_over_the_default(tmp_path: Path) -> None:
+    """Only the additions are written; everything else comes from the shipped mapping."""
+    path = tmp_path / "mine.toml"
+    path.write_text(
+        'version = 1\nextends = "default"\n[entity.contact.fields]\ntelephone2 = "phone2"\n'
+    )
+    config = load_config(path)
+    fields = config.entity["contact"].field_specs()
+    assert fields["telephone2"].to == "phone2"
+    assert fields["emailaddress1"].to == "email"  # kept from the default
+    assert set(load_config().entity) == set(config.entity)
+
+
+def test_extends_only_knows_the_default() -> None:
+    """Another base is refused by name."""
+    with pytest.raises(ConfigurationError, match='extends must be "default"'):
+        parse_config('version = 1\nextends = "other"\n', "x")

@@ -22,14 +22,8 @@ def test_unknown_records_are_created_known_ones_updated_by_their_marketo_id() ->
 def test_identical_payload_costs_no_call() -> None:
     """Same digest as last written → unchanged (echo and no-op suppression)."""
     plan = plan_page([sync("a", "same")], [], {"a": MappingView("1", digest="same")})
-    assert plan.unchanged == ["a"]
+    assert [p.dynamics_id for p in plan.unchanged] == ["a"]
     assert plan.write_count == 0
-
-
-def test_force_rewrites_identical_payloads() -> None:
-    """A repair run can force the write."""
-    plan = plan_page([sync("a", "same")], [], {"a": MappingView("1", digest="same")}, force=True)
-    assert len(plan.update) == 1
 
 
 def test_a_record_marked_deleted_is_written_again_when_it_reappears() -> None:
