@@ -57,6 +57,13 @@ unit: setup
 integration: setup
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
+# Benchmarks (never part of `make test`): the real host against Azurite and both emulators, then
+# the emulator and governor benchmarks; writes bench/results/latest.json and the README table.
+# Flags: make bench BENCH_ARGS="--contacts 5000 --changes 50 --change-minutes 2" (see --help).
+BENCH_ARGS ?=
+bench: setup
+	$(PY) -m bench.syncbench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) $(VENV_INFRA) $(KQL_TOOLS)/node_modules node_modules .mypy_cache .pytest_cache .ruff_cache
 

@@ -106,6 +106,8 @@ def _build_encoding_table() -> list[str]:
 
 
 _ASCII_TABLE = _build_encoding_table()
+_ASCII_TRANSLATION = {cp: text for cp, text in enumerate(_ASCII_TABLE) if text != chr(cp)}
+"""The same table for ``str.translate`` (the ASCII path of every key: GUIDs, ids, names)."""
 _LITERALS = frozenset(c for c in _ASCII_TABLE if len(c) == 1)
 _TAIL = _RANGES[-1]
 
@@ -117,7 +119,7 @@ def encode_component(value: str) -> str:
         InvalidKeyError: if the encoding is longer than :data:`MAX_KEY_LENGTH`.
     """
     if value.isascii():
-        encoded = "".join([_ASCII_TABLE[ord(c)] for c in value])
+        encoded = value.translate(_ASCII_TRANSLATION)
     else:
         encoded = "".join(
             [_ASCII_TABLE[ord(c)] if ord(c) < 0x80 else _TAIL.encode(ord(c)) for c in value]

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -48,8 +49,12 @@ def read_optional_int(entity: Mapping[str, Any], name: str) -> int | None:
     return None if entity.get(name) is None else read_int(entity, name)
 
 
+@functools.lru_cache(maxsize=256)
 def utc(value: datetime) -> datetime:
-    """``value`` as a plain timezone-aware UTC datetime (naive values are refused)."""
+    """``value`` as a plain timezone-aware UTC datetime (naive values are refused).
+
+    Cached: the rows of one write share a few timestamps (datetimes are immutable, and equal
+    ones are the same instant, so an equal earlier value's result is the same)."""
     if value.tzinfo is None:
         raise ValueError("datetimes stored in tables must be timezone-aware")
     moment = value.astimezone(UTC)

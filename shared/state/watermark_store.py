@@ -130,6 +130,7 @@ class WatermarkStore:
         total_expected: int | None = None,
         status: str | None = None,
         finish: bool = False,
+        fresh_copy: bool | None = None,
     ) -> Watermark:
         """Commit a page (see :func:`shared.state.watermarks.advance`)."""
         current = self.get(stream)
@@ -144,6 +145,7 @@ class WatermarkStore:
                 total_expected=total_expected,
                 status=status,
                 finish=finish,
+                fresh_copy=fresh_copy,
             )
         )
 

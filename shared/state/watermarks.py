@@ -105,6 +105,10 @@ class Watermark:
     """A run was started and has not reached the end of its read yet."""
     resync: bool = False
     """The initial phase under way is a full resync (after :func:`reset`), not the first copy."""
+    fresh_copy: bool = False
+    """The initial phase under way is the entity's first copy and started with no ID mapping
+    for it: records of its pages were never mapped before this run, so the sync need not look
+    their mappings up. Cleared with the phase change and by :func:`reset`."""
     sweep: str | None = None
     """After a full resync: where the check for records deleted while the delta token was stale
     has got to (``""``: not started; a mapping key: continue after it); ``None``: no sweep."""
@@ -196,6 +200,7 @@ def advance(
     total_expected: int | None = None,
     status: str | None = None,
     finish: bool = False,
+    fresh_copy: bool | None = None,
 ) -> Watermark:
     """Commit a page: the new cursor, the page's counters, and possibly a phase change.
 
@@ -211,6 +216,8 @@ def advance(
         total_expected: a new expected total, if known.
         status: a new operator note, if any.
         finish: this page ends the run's read (its cursor is a delta link).
+        fresh_copy: set or clear :attr:`Watermark.fresh_copy` (``None`` keeps it); it never
+            outlives the initial phase.
 
     Raises:
         StaleRunError: ``sequence`` is not the current run.
@@ -237,6 +244,8 @@ def advance(
         updated_at=now,
         run_open=watermark.run_open and not finish,
         resync=watermark.resync and new_phase is Phase.INITIAL,
+        fresh_copy=(watermark.fresh_copy if fresh_copy is None else fresh_copy)
+        and new_phase is Phase.INITIAL,
         step=watermark.step + 1,
     )
 
@@ -280,6 +289,7 @@ def reset(watermark: Watermark, *, now: datetime, status: str = "") -> Watermark
         status=truncate(status, MAX_ERROR_CHARS),
         updated_at=now,
         run_open=True,
+        fresh_copy=False,
         resync=True,
     )
 
@@ -303,6 +313,7 @@ def to_entity(watermark: Watermark) -> dict[str, Any]:
         "status": watermark.status,
         "run_open": watermark.run_open,
         "resync": watermark.resync,
+        "fresh_copy": watermark.fresh_copy,
     }
     if watermark.sweep is not None:
         entity["sweep"] = watermark.sweep
@@ -341,6 +352,7 @@ def from_entity(entity: Any) -> Watermark:
         updated_at=read_datetime(entity, "updated_at"),
         run_open=bool(entity.get("run_open", False)),
         resync=bool(entity.get("resync", False)),
+        fresh_copy=bool(entity.get("fresh_copy", False)),
         sweep=entity.get("sweep"),
         etag=metadata.get("etag"),
     )

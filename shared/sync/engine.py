@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -329,9 +329,11 @@ class SyncEngine:
         except DeltaTokenExpiredError as expired:
             return await self._restart_after_expiry(job, stream, expired, context, followups)
 
+        fresh = await self._fresh_copy(stream, watermark)
+        unmapped = {str(row[spec.primary_key]).lower() for row in page.rows} if fresh else set()
         retry_rows, vanished = await self._rows_due_for_retry(stream)
         deleted = [*page.deleted_ids, *vanished]
-        await self._process(stream, [*page.rows, *retry_rows], deleted, counts)
+        await self._process(stream, [*page.rows, *retry_rows], deleted, counts, unmapped=unmapped)
         counts.read = len(page.rows) + len(page.deleted_ids)
 
         cursor = page.next_link or page.delta_link
@@ -357,6 +359,7 @@ class SyncEngine:
             total_expected=total,
             status=_status_note(page.next_link is not None, watermark),
             finish=page.next_link is None and not watermark.resync,
+            fresh_copy=fresh,
         )
         log.info(
             "page committed: read %d, created %d, updated %d, unchanged %d, deleted %d, "
@@ -401,7 +404,11 @@ class SyncEngine:
         rows: list[dict[str, Any]],
         deleted_ids: Sequence[str],
         counts: PageCounts,
+        *,
+        unmapped: Set[str] = frozenset(),
     ) -> PageCounts:
+        """Transform, plan and write ``rows`` and ``deleted_ids``. ``unmapped`` names ids known
+        to have no ID mapping: their mapping read is skipped (see :meth:`_fresh_copy`)."""
         spec = self.config.entity[stream.entity]
         index = await build_link_index(
             self.config,
@@ -413,7 +420,8 @@ class SyncEngine:
         transformer = await self._transformer(stream.entity)
         resolve = index.resolver()
         prepared = [transformer.prepare(row, resolve) for row in rows]
-        ids = [p.dynamics_id for p in prepared] + list(deleted_ids)
+        ids = [p.dynamics_id for p in prepared if p.dynamics_id.lower() not in unmapped]
+        ids += deleted_ids
         stored = await blocking(
             self.store.mappings.get_many, stream.instance_id, stream.entity, ids
         )
@@ -808,6 +816,23 @@ class SyncEngine:
         followups.append(job.continuation(swept.sequence, swept.step))
         return JobOutcome.ADVANCED
 
+    async def _fresh_copy(self, stream: StreamId, watermark: Watermark) -> bool:
+        """Whether this page belongs to the entity's first copy into an empty ID mapping.
+
+        Then no record of the page can have a mapping, and reading them (a query per 14 ids)
+        is skipped. Decided on the run's first page, when the entity has no mapping at all, and
+        carried in the watermark for the run's later pages. A replayed first page sees what its
+        first attempt wrote and reads as usual; a replayed later page still skips the read and
+        is still safe: its records go as creates, which upsert by the Dynamics key
+        (``externalPersonId`` etc.), so Marketo finds what the first attempt wrote instead of
+        creating it twice (the replay costs the writes the digest check would have saved).
+        """
+        if watermark.phase is not Phase.INITIAL or watermark.resync:
+            return False
+        if watermark.cursor is not None:
+            return watermark.fresh_copy
+        return not await blocking(self.store.mappings.has_any, stream.instance_id, stream.entity)
+
     async def _dependencies_done(self, stream: StreamId) -> bool:
         for dependency in self._depends.get(stream.entity, ()):
             mark = await blocking(
@@ -863,8 +888,8 @@ class SyncEngine:
     async def _mapping_lookup(
         self, instance_id: str, entity: str, ids: Sequence[str]
     ) -> dict[str, tuple[str, bool]]:
-        found = await blocking(self.store.mappings.get_many, instance_id, entity, ids)
-        return {k: (m.marketo_id, not m.deleted_in_dynamics) for k, m in found.items()}
+        found = await blocking(self.store.mappings.link_states, instance_id, entity, ids)
+        return {k: (marketo_id, not deleted) for k, (marketo_id, deleted) in found.items()}
 
     async def _transformer(self, entity: str) -> RowTransformer:
         transformer = self._transformers.get(entity)

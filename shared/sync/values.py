@@ -8,6 +8,7 @@ mapping keeps of what was last written (never the value itself: it may be person
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -34,7 +35,16 @@ def normalise(value: Any) -> str | None:
     return _moment(text) or text
 
 
+_DECIMAL_SHAPE = re.compile(r"[+-]?(?=\d|\.\d)\d*(\.\d*)?([eE][+-]?\d+)?")
+"""The finite numbers ``Decimal`` reads, once it has stripped the text and dropped its
+underscores (its own grammar). Checking ASCII text against it first spares the exception
+``Decimal`` raises for each name, e-mail or phone number (most fields of most records)."""
+
+
 def _number(text: str) -> str | None:
+    candidate = text.strip().replace("_", "")
+    if candidate.isascii() and not _DECIMAL_SHAPE.fullmatch(candidate):
+        return None
     try:
         number = Decimal(text)
     except InvalidOperation:

@@ -7,6 +7,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,7 +15,13 @@ from hypothesis import strategies as st
 
 from shared.errors import ConfigurationError
 from shared.state.keys import decode_component, encode_component
-from shared.state.mappings import IdMapping, MappingLayout, MappingUpdate, SyncFilter
+from shared.state.mappings import (
+    IdMapping,
+    MappingLayout,
+    MappingUpdate,
+    SyncFilter,
+    reverse_entity,
+)
 from shared.state.store import StateStore
 from shared.state.tables import TableKind
 from shared.state.transactions import TableOperation, submit_all
@@ -78,10 +85,57 @@ def test_a_300_record_batch_costs_a_handful_of_requests(
     assert len(request_log.requests) == index_cost + read_cost <= 64
 
 
+def test_many_ids_of_one_partition_are_read_by_scanning_it(
+    make_store: Callable[..., StateStore], request_log: RequestLog
+) -> None:
+    """200 of 250 rows of a partition, and 3 missing ids: one scan request instead of 15
+    filtered queries; the link form reads the same rows with three columns."""
+    store = make_store(mapping_buckets=1)
+    mappings = _mappings(250, seed=3)
+    store.mappings.put_many([replace(m, deleted_in_dynamics=i % 2 == 0) for i, m in
+                             enumerate(mappings)])  # fmt: skip
+    wanted = [m.dynamics_id.upper() for m in mappings[:200]] + _guids(3, seed=99)
+    request_log.clear()
+    found = store.mappings.get_many(INSTANCE, ENTITY, wanted)
+    assert {k: v.marketo_id for k, v in found.items()} == {
+        m.dynamics_id: m.marketo_id for m in mappings[:200]
+    }
+    assert len(request_log.requests) == 1
+    request_log.clear()
+    links = store.mappings.link_states(INSTANCE, ENTITY, wanted)
+    assert links == {m.dynamics_id: (m.marketo_id, i % 2 == 0) for i, m in
+                     enumerate(mappings[:200])}  # fmt: skip
+    assert len(request_log.requests) == 1
+
+
+def test_a_sparse_scan_gives_way_to_filters(
+    make_store: Callable[..., StateStore], request_log: RequestLog
+) -> None:
+    """A big partition holding few of the wanted ids: the scan stops after its first page and
+    filtered queries fetch the rest; pages dense enough keep the scan going to the end."""
+    store = make_store(mapping_buckets=1)
+    mappings = _mappings(400, seed=4)
+    store.mappings.put_many(mappings)
+    store.mappings.scan_page = 100
+    store.mappings.scan_min_ids = 10
+    store.mappings.scan_min_hits = 20
+    ordered = sorted(mappings, key=lambda m: encode_component(m.dynamics_id))
+    sparse = [m.dynamics_id for m in ordered[::10]]  # 10 per 100-row page
+    request_log.clear()
+    assert set(store.mappings.get_many(INSTANCE, ENTITY, sparse)) == set(sparse)
+    # one scan page (10 hits < 20), then the other 30 ids by filters of 14
+    assert len(request_log.requests) == 1 + math.ceil(30 / 14)
+    dense = [m.dynamics_id for m in ordered[::2]] + _guids(2, seed=98)  # 50 per page
+    request_log.clear()
+    assert set(store.mappings.get_many(INSTANCE, ENTITY, dense)) == set(dense[:-2])
+    assert len(request_log.requests) == 4  # the whole partition, no filters for the missing
+
+
 def test_more_than_100_rows_in_one_partition(
     make_store: Callable[..., StateStore], request_log: RequestLog
 ) -> None:
-    """With one bucket, 250 mappings take three transactions per table and all read back."""
+    """With one bucket, 250 mappings take three transactions per table and all read back
+    with one scan of the partition."""
     store = make_store(mapping_buckets=1)
     mappings = _mappings(250, seed=2)
     store.ensure_tables()
@@ -92,7 +146,7 @@ def test_more_than_100_rows_in_one_partition(
     request_log.clear()
     found = store.mappings.get_many(INSTANCE, ENTITY, [m.dynamics_id for m in mappings])
     assert set(found) == {m.dynamics_id for m in mappings}
-    assert request_log.count("GET") == math.ceil(250 / 14)
+    assert request_log.count("GET") == 1  # one scan page, not ⌈250 / 14⌉ filtered queries
 
 
 def test_rows_across_partitions_and_point_reads(store: StateStore) -> None:
@@ -194,6 +248,20 @@ def test_has_any_sees_only_its_own_instance(store: StateStore) -> None:
     store.mappings.put(IdMapping("contoso-eu", ENTITY, "d-1", "lead", "1"))
     assert store.mappings.has_any("contoso-eu")
     assert not store.mappings.has_any("contoso")
+
+
+def test_has_any_per_entity_sees_only_that_entity(store: StateStore) -> None:
+    """Per entity: an entity whose name is a prefix of another's, or an index row without its
+    mapping, does not count."""
+    store.mappings.put(IdMapping("i1", "opportunity_customer", "d-1", "opportunity_role", "g1"))
+    assert store.mappings.has_any("i1", entity="opportunity_customer")
+    assert not store.mappings.has_any("i1", entity="opportunity")
+    index = store.tables.client(TableKind.MAPPINGS_BY_MARKETO)
+    index.upsert_entity(
+        reverse_entity(IdMapping("i1", "contact", "d-2", "lead", "5"), store.mappings.layout)
+    )
+    assert not store.mappings.has_any("i1", entity="contact")
+    assert store.mappings.has_any("i1")
 
 
 def test_the_bucket_count_cannot_change_under_existing_tables(

@@ -75,6 +75,31 @@ def test_resolve_closes_errors_and_counts_stay_right(store: StateStore, clock: M
     assert {e.resolved_at for e in resolved} == {clock.now()}
 
 
+def test_resolving_a_big_batch_costs_one_query_plus_the_open_rows(
+    store: StateStore, clock: ManualClock, request_log: RequestLog
+) -> None:
+    """A page of 500 successes with 2 open errors: one listing query and one transaction, not a
+    failed transaction per id without an error row; resolved rows are not touched again."""
+    store.errors.record_many([_contact_failure("d-7"), _contact_failure("d-300")])
+    store.errors.record(_contact_failure("d-9"))
+    store.errors.resolve(CONTACTS, ["d-9"])
+    clock.advance(60)
+    request_log.clear()
+    succeeded = [f"D-{i}" for i in range(500)]
+    assert store.errors.resolve(CONTACTS, succeeded) == 2
+    assert request_log.count("GET") == 1
+    assert request_log.count("POST", "$batch") == 1
+    assert len(request_log.requests) == 2
+    assert store.errors.open_record_ids(CONTACTS) == set()
+    first_resolution = store.errors.get(CONTACTS, "d-9")
+    assert first_resolution is not None and first_resolution.resolved_at == clock.now() - (
+        timedelta(seconds=60)
+    )
+    request_log.clear()
+    assert store.errors.resolve(CONTACTS, succeeded) == 0
+    assert request_log.requests == [request_log.requests[0]]  # the listing query only
+
+
 def test_queries_by_instance_entity_and_time_range(store: StateStore, clock: ManualClock) -> None:
     """since/until select by last failure time; other instances never show; newest first."""
     start = clock.now()

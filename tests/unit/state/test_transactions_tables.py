@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -9,6 +11,8 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ServiceRequestError,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.errors import (
     ApiRequestError,
@@ -19,7 +23,12 @@ from shared.errors import (
     TransientServiceError,
 )
 from shared.state.tables import TableKind, TableNames, translate_storage_error
-from shared.state.transactions import TableOperation, plan_transactions
+from shared.state.transactions import (
+    TableOperation,
+    estimated_bytes,
+    plan_transactions,
+    quick_bound,
+)
 
 
 def _op(partition: str, row: int, kind: str = "upsert", **extra: object) -> TableOperation:
@@ -100,3 +109,30 @@ def test_storage_errors_map_onto_the_taxonomy(error: Exception, expected: type) 
     assert type(translated) is expected
     assert str(translated).startswith("doing a thing")
     assert translated.system == "storage"
+
+
+@given(
+    st.dictionaries(
+        st.text(min_size=1, max_size=20),
+        st.one_of(
+            st.none(),
+            st.booleans(),
+            st.integers(),
+            st.floats(allow_nan=False),
+            st.text(max_size=300),
+            st.datetimes(timezones=st.just(UTC)),
+        ),
+        max_size=12,
+    )
+)
+def test_the_quick_bound_is_never_below_the_estimate(entity: dict[str, object]) -> None:
+    """Any text (escapes, astral characters), numbers and datetimes: bound ≥ estimate."""
+    bound = quick_bound(entity)
+    assert bound is not None and bound >= estimated_bytes(entity)
+
+
+def test_small_rows_are_counted_by_the_bound_and_big_ones_measured() -> None:
+    """Unbounded value types are measured; 100 small rows still fill one transaction."""
+    assert quick_bound({"x": b"bytes"}) is None
+    plan = plan_transactions(_op("p", i, text="é" * 200) for i in range(250))
+    assert [len(t) for t in plan] == [100, 100, 50]

@@ -131,3 +131,24 @@ def test_a_never_saved_watermark_round_trips_too() -> None:
     """A fresh watermark has no cursor, no times and no total."""
     wm = Watermark(stream=STREAM)
     assert from_entity(to_entity(wm)) == wm
+
+
+def test_fresh_copy_lasts_the_initial_phase_only() -> None:
+    """Set on a page, kept by later pages and new runs, cleared by the phase change and reset,
+    and stored in the row."""
+    page1 = advance(_running(), sequence=1, cursor="next-1", counts=RunCounts(), now=T0,
+                    fresh_copy=True)  # fmt: skip
+    assert page1.fresh_copy
+    page2 = advance(page1, sequence=1, cursor="next-2", counts=RunCounts(), now=T0)
+    assert page2.fresh_copy
+    assert start_run(page2, T0).fresh_copy
+    assert from_entity(to_entity(page2)).fresh_copy
+    done = advance(page2, sequence=1, cursor="delta", counts=RunCounts(), now=T0,
+                   phase=Phase.INCREMENTAL, finish=True)  # fmt: skip
+    assert not done.fresh_copy
+    assert not advance(done, sequence=1, cursor="delta-2", counts=RunCounts(), now=T0,
+                       fresh_copy=True).fresh_copy  # fmt: skip
+    assert not reset(page2, now=T0).fresh_copy
+    assert not from_entity(
+        {k: v for k, v in to_entity(page2).items() if k != "fresh_copy"}
+    ).fresh_copy
