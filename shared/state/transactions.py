@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -165,15 +166,48 @@ def submit_skipping(
     return skipped
 
 
-def submit_all(client: TableClient, operations: Iterable[TableOperation], action: str) -> int:
+PARALLEL_TRANSACTIONS = 4
+"""Transactions of one :func:`submit_all` call in flight at once. Each is one round trip to the
+service (tens of milliseconds in Azure); sent one after another, a page of 5,000 mappings
+(two rows each, 100 rows a transaction) would wait about 100 round trips."""
+
+
+def submit_all(
+    client: TableClient,
+    operations: Iterable[TableOperation],
+    action: str,
+    *,
+    parallel: int = PARALLEL_TRANSACTIONS,
+) -> int:
     """Plan and submit every operation; returns the number of transactions sent.
 
+    The planned transactions touch disjoint rows (:func:`plan_transactions` keeps one
+    operation per row), so up to ``parallel`` of them are sent at once; the table client's
+    pipeline is safe to share between threads. On a failure, transactions not yet started are
+    not sent.
+
     Raises:
-        DmsyncError: the first transaction that fails, translated (earlier ones stay applied;
-            each transaction is atomic, the whole call is not).
+        DmsyncError: the first transaction (in planned order) that failed, translated.
+            Transactions are atomic each; the call as a whole is not (those sent stay applied).
     """
     plan = plan_transactions(operations)
-    for transaction in plan:
+
+    def send(transaction: list[TableOperation]) -> None:
         with storage_errors(action):
             submit_transaction(client, transaction)
+
+    if parallel <= 1 or len(plan) <= 1:
+        for transaction in plan:
+            send(transaction)
+        return len(plan)
+    with ThreadPoolExecutor(min(parallel, len(plan)), thread_name_prefix="table-tx") as pool:
+        futures = [pool.submit(send, transaction) for transaction in plan]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        if any(f.done() and f.exception() is not None for f in futures):
+            for future in futures:
+                future.cancel()  # not started yet: not sent
+        wait(futures)
+    for future in futures:
+        if not future.cancelled():
+            future.result()  # the first failure in planned order
     return len(plan)

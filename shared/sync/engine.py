@@ -321,13 +321,15 @@ class SyncEngine:
         followups: list[SyncJob],
     ) -> JobOutcome:
         spec = self.config.entity[job.entity]
-        total: int | None = None
-        if watermark.phase is Phase.INITIAL and watermark.cursor is None:
-            total = await self.source.count(spec)
         try:
             page = await self.source.read_page(spec, watermark.cursor, self.options.page_size)
         except DeltaTokenExpiredError as expired:
             return await self._restart_after_expiry(job, stream, expired, context, followups)
+        total: int | None = None
+        if watermark.phase is Phase.INITIAL and watermark.cursor is None:
+            # A table that fits in its first page has been counted by reading it; a larger one
+            # costs a count for the progress shown in `dmsync status`.
+            total = len(page.rows) if page.next_link is None else await self.source.count(spec)
 
         fresh = await self._fresh_copy(stream, watermark)
         unmapped = {str(row[spec.primary_key]).lower() for row in page.rows} if fresh else set()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 
 from emulators.azurite import AzuriteInstance
 from emulators.dynamics.runner import EmulatorHandle
 from emulators.marketo.runner import RunningMarketo
+from shared.sync.config import DEFAULT_MAPPING_FILE, EntitySpec
+from shared.sync.engine import EngineOptions
 from tests.integration.sync.harness import sync_harness
 
 pytestmark = pytest.mark.integration
@@ -74,3 +77,31 @@ async def test_initial_sync_copies_everything_once(
         contacts = next(e for e in report.entities if e.entity == "contact")
         assert contacts.found > 0
         assert contacts.mismatched == {}
+
+
+async def test_only_tables_larger_than_a_page_cost_a_count(
+    azurite: AzuriteInstance, dyn: EmulatorHandle, mkto: RunningMarketo, tmp_path: Any
+) -> None:
+    """Progress needs each table's total: a table read whole in its first page is counted by
+    that read; only a larger one costs a `$count` request. Every total is the table's size."""
+    sizes = {"systemuser": 3, "team": 1, "account": 8, "contact": 25}
+    dyn.control.seed(counts=sizes, seed=5)
+    mapping = tmp_path / "mapping.toml"  # users, teams, accounts and contacts only
+    mapping.write_text(DEFAULT_MAPPING_FILE.read_text(encoding="utf-8").split("[entity.lead]")[0])
+    async with sync_harness(azurite, dyn, mkto, SYNC_MAPPING_FILE=str(mapping)) as sync:
+        sync.runtime.engine.options = EngineOptions(page_size=10)
+        source = sync.runtime.engine.source
+        count = source.count
+        counted: list[str] = []
+
+        async def recording_count(spec: EntitySpec) -> int:
+            counted.append(spec.table)
+            return await count(spec)
+
+        source.count = recording_count  # type: ignore[method-assign]
+        await sync.sync_until_caught_up()
+
+        assert counted == ["contact"]
+        for entity in sizes:
+            rows = len(dyn.control.records(entity))
+            assert sync.watermark(entity).total_expected == rows, entity
