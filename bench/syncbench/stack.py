@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emulators.app_settings import emulator_app_settings
 from emulators.azurite import AzuriteInstance, run_azurite
 from emulators.dynamics.runner import EmulatorHandle, run_dynamics_emulator
 from emulators.marketo.runner import RunningMarketo, run_marketo_emulator
@@ -72,19 +73,8 @@ class Stack:
 
     def app_settings(self, **extra: str) -> dict[str, str]:
         """The app settings of the host process."""
-        dyn, mkto = self.dynamics, self.marketo
         return {
-            "AzureWebJobsStorage": self.azurite.connection_string,
-            "DYNAMICS_URL": dyn.base_url,
-            "DYNAMICS_TENANT_ID": dyn.tenant_id,
-            "DYNAMICS_CLIENT_ID": dyn.client_id,
-            "DYNAMICS_CLIENT_SECRET": dyn.client_secret,
-            "AZURE_AUTHORITY_HOST": dyn.base_url,
-            "REQUESTS_CA_BUNDLE": dyn.ca_path,
-            "MARKETO_BASE_URL": mkto.base_url,
-            "MARKETO_CLIENT_ID": mkto.client_id,
-            "MARKETO_CLIENT_SECRET": mkto.client_secret,
-            "MARKETO_CALLS_PER_20S": "100",
+            **emulator_app_settings(self.azurite, self.dynamics, self.marketo),
             "SYNC_MAPPING_FILE": str(MAPPING_FILE),
             # The trigger names %SYNC_SCHEDULE%, so it must be set; this is its default value.
             "SYNC_SCHEDULE": DEFAULT_SCHEDULE,

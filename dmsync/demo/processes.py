@@ -22,6 +22,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from emulators.app_settings import emulator_app_settings
 from emulators.azurite import AzuriteInstance, run_azurite
 from emulators.dynamics.runner import EmulatorHandle, run_dynamics_emulator
 from emulators.marketo.runner import RunningMarketo, run_marketo_emulator
@@ -66,23 +67,12 @@ def app_settings(
 ) -> dict[str, str]:
     """The app settings that point the app at the demo's storage and emulators.
 
-    Dynamics is reached as in Azure with a client secret: azure-identity's
-    ``ClientSecretCredential`` gets its token from the emulator's Entra-style endpoint
-    (``AZURE_AUTHORITY_HOST``) and trusts the emulator's CA (``REQUESTS_CA_BUNDLE``).
+    Dynamics is reached as in Azure with a client secret (see
+    :func:`emulators.app_settings.emulator_app_settings`).
     """
-    dyn, mkto = services.dynamics, services.marketo
     return {
         "FUNCTIONS_WORKER_RUNTIME": "python",
-        "AzureWebJobsStorage": services.azurite.connection_string,
-        "DYNAMICS_URL": dyn.base_url,
-        "DYNAMICS_TENANT_ID": dyn.tenant_id,
-        "DYNAMICS_CLIENT_ID": dyn.client_id,
-        "DYNAMICS_CLIENT_SECRET": dyn.client_secret,
-        "AZURE_AUTHORITY_HOST": dyn.base_url,
-        "REQUESTS_CA_BUNDLE": dyn.ca_path,
-        "MARKETO_BASE_URL": mkto.base_url,
-        "MARKETO_CLIENT_ID": mkto.client_id,
-        "MARKETO_CLIENT_SECRET": mkto.client_secret,
+        **emulator_app_settings(services.azurite, services.dynamics, services.marketo),
         "MARKETO_CALLS_PER_20S": str(marketo_calls_per_20s),
         "SYNC_SCHEDULE": schedule,
         "SYNC_INSTANCE_ID": instance_id,

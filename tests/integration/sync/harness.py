@@ -17,6 +17,7 @@ from typing import Any
 
 from azure.storage.queue import QueueClient
 
+from emulators.app_settings import emulator_app_settings
 from emulators.azurite import REPO_ROOT, AzuriteInstance
 from emulators.dynamics.runner import EmulatorHandle
 from emulators.marketo.runner import RunningMarketo
@@ -42,17 +43,7 @@ def sync_environment(
 ) -> dict[str, str]:
     """App settings that point the sync at Azurite and both emulators."""
     return {
-        "AzureWebJobsStorage": azurite.connection_string,
-        "DYNAMICS_URL": dyn.base_url,
-        "DYNAMICS_TENANT_ID": dyn.tenant_id,
-        "DYNAMICS_CLIENT_ID": dyn.client_id,
-        "DYNAMICS_CLIENT_SECRET": dyn.client_secret,
-        "AZURE_AUTHORITY_HOST": dyn.base_url,
-        "REQUESTS_CA_BUNDLE": dyn.ca_path,
-        "MARKETO_BASE_URL": mkto.base_url,
-        "MARKETO_CLIENT_ID": mkto.client_id,
-        "MARKETO_CLIENT_SECRET": mkto.client_secret,
-        "MARKETO_CALLS_PER_20S": "100",
+        **emulator_app_settings(azurite, dyn, mkto),
         "SYNC_MAPPING_FILE": str(SAMPLE_ORG_MAPPING),
         "MARKETO_MAX_CONCURRENCY": "5",
         **extra,
