@@ -11,7 +11,9 @@ pipeline, without its generic multipart code).
 
 from __future__ import annotations
 
+import contextvars
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -22,6 +24,8 @@ from azure.data.tables import TableClient, TableTransactionError
 
 from shared.state import batch_wire
 from shared.state.tables import storage_errors, translate_storage_error
+
+log = logging.getLogger(__name__)
 
 MAX_OPERATIONS = 100
 """Operations per transaction (service limit)."""
@@ -201,13 +205,20 @@ def submit_all(
             send(transaction)
         return len(plan)
     with ThreadPoolExecutor(min(parallel, len(plan)), thread_name_prefix="table-tx") as pool:
-        futures = [pool.submit(send, transaction) for transaction in plan]
+        # Each transaction runs in a copy of the caller's context (trace spans, log context).
+        futures = [
+            pool.submit(contextvars.copy_context().run, send, transaction) for transaction in plan
+        ]
         wait(futures, return_when=FIRST_EXCEPTION)
         if any(f.done() and f.exception() is not None for f in futures):
             for future in futures:
                 future.cancel()  # not started yet: not sent
         wait(futures)
-    for future in futures:
-        if not future.cancelled():
-            future.result()  # the first failure in planned order
+    failures = [
+        error for f in futures if not f.cancelled() and (error := f.exception()) is not None
+    ]
+    for later in failures[1:]:
+        log.warning("%s: another transaction of the same call failed too: %s", action, later)
+    if failures:
+        raise failures[0]  # the first failure in planned order
     return len(plan)

@@ -828,8 +828,15 @@ class SyncEngine:
         is still safe: its records go as creates, which upsert by the Dynamics key
         (``externalPersonId`` etc.), so Marketo finds what the first attempt wrote instead of
         creating it twice (the replay costs the writes the digest check would have saved).
+
+        Only entities written with such a key (``key_field``) qualify. Opportunity roles have
+        none: Marketo finds a role by opportunity, person and role, which can change between
+        a page's attempts, so a replay that did not read the mapping could create a second
+        role; their pages always read it.
         """
         if watermark.phase is not Phase.INITIAL or watermark.resync:
+            return False
+        if self.config.entity[stream.entity].key_field is None:
             return False
         if watermark.cursor is not None:
             return watermark.fresh_copy

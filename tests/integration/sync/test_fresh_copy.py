@@ -131,3 +131,33 @@ async def test_a_replayed_page_of_a_first_copy_creates_nothing_twice(
         assert sum(len(lookup) for lookup in recorder.contact_lookups) == len(contacts)
         assert sync.marketo_writes() == writes
         assert Counter(len(v) for v in contact_leads(mkto).values()) == {1: len(contacts)}
+
+
+async def test_opportunity_roles_always_read_their_mapping(
+    azurite: AzuriteInstance, dyn: EmulatorHandle, mkto: RunningMarketo
+) -> None:
+    """Roles have no Dynamics key in Marketo (it finds them by opportunity, person and role),
+    so a replayed page must find their mapping: their first copy never skips the read, while
+    keyed entities of the same run do."""
+    dyn.control.seed(
+        counts={**COUNTS, "lead": 5, "opportunity": 12, "new_project": 0}, seed=9, **CLEAN
+    )
+    async with sync_harness(azurite, dyn, mkto) as sync:
+        sync.runtime.engine.options = EngineOptions(page_size=10)
+        watermarks = sync.runtime.store.watermarks
+        advance = watermarks.advance
+        fresh_pages: dict[str, list[bool]] = {}
+
+        def record(stream: Any, **kwargs: Any) -> Any:
+            fresh_pages.setdefault(stream.entity, []).append(bool(kwargs.get("fresh_copy")))
+            return advance(stream, **kwargs)
+
+        watermarks.advance = record  # type: ignore[method-assign]
+        await sync.sync_until_caught_up()
+
+        connections = dyn.control.records("connection")
+        assert len(connections) > 10, "the seed should give the roles more than one page"
+        assert fresh_pages["connection"] and not any(fresh_pages["connection"])
+        assert any(fresh_pages["opportunity"]) and any(fresh_pages["contact"])
+        report = await sync.reconcile()
+        assert report.holds, report.table()

@@ -79,8 +79,11 @@ def test_parallel_one_sends_in_order_and_stops_at_the_first_failure(
     assert sender.most_in_flight == 1
 
 
-def test_the_first_failure_in_planned_order_is_raised(monkeypatch: pytest.MonkeyPatch) -> None:
-    """p1 fails only after p3 has failed: p1's error is the one raised, translated."""
+def test_the_first_failure_in_planned_order_is_raised(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """p1 fails only after p3 has failed: p1's error is the one raised, translated; p3's is
+    logged, not lost."""
     sender = Sender()
     p3_failed = threading.Event()
     sender.fail["p1"] = p3_failed
@@ -98,3 +101,6 @@ def test_the_first_failure_in_planned_order_is_raised(monkeypatch: pytest.Monkey
     with pytest.raises(TransientServiceError) as raised:
         submit_all(CLIENT, _ops(4), "writing rows")
     assert "p1" in str(raised.value.__cause__)
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "another transaction of the same call failed" in caplog.text
+    assert "writing rows" in caplog.text
