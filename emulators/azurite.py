@@ -8,19 +8,18 @@ is always stopped, with its folder removed, when the context exits.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from emulators.process_group import drain, stop_group
 from shared.errors import ConfigurationError
 from shared.storage import azurite_connection_string
 
@@ -79,10 +78,10 @@ def run_azurite(
     try:
         ports = _wait_for_ports(process, startup_timeout)
         # Keep draining stdout so Azurite never blocks on a full pipe.
-        threading.Thread(target=_drain, args=(process,), daemon=True).start()
+        threading.Thread(target=drain, args=(process,), daemon=True).start()
         yield AzuriteInstance(host, ports["Blob"], ports["Queue"], ports["Table"])
     finally:
-        _stop(process)
+        stop_group(process)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -102,21 +101,3 @@ def _wait_for_ports(process: subprocess.Popen[str], timeout: float) -> dict[str,
         if match:
             ports[match.group(1)] = int(match.group(2))
     return ports
-
-
-def _drain(process: subprocess.Popen[str]) -> None:
-    assert process.stdout is not None
-    for _ in process.stdout:
-        pass
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)

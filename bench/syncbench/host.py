@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bench.syncbench.procstat import ProcSample, read_machine_busy, read_sample
+from emulators.process_group import stop_group
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_SECONDS = 0.1
@@ -214,15 +215,7 @@ class HostProcess:
 
     def stop(self, timeout: float = 60.0) -> int:
         """SIGTERM (the host lets running invocations finish), then wait; returns the status."""
-        if self.process.poll() is None:
-            with suppress(ProcessLookupError):
-                os.killpg(self.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with suppress(ProcessLookupError):
-                    os.killpg(self.pid, signal.SIGKILL)
-                self.process.wait(10)
+        stop_group(self.process, timeout)
         self._stop.set()
         for thread in self._threads:
             thread.join(5)

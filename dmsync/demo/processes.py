@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections import deque
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from emulators.app_settings import emulator_app_settings
 from emulators.azurite import AzuriteInstance, run_azurite
 from emulators.dynamics.runner import EmulatorHandle, run_dynamics_emulator
 from emulators.marketo.runner import RunningMarketo, run_marketo_emulator
+from emulators.process_group import stop_group
 from shared.settings import setting_names
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -165,16 +165,3 @@ def running_host(settings: Mapping[str, str], work_dir: Path) -> Iterator[HostPr
         yield host
     finally:
         host.stop()
-
-
-def stop_group(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
-    """SIGTERM to the process's group, then SIGKILL if it has not exited in ``timeout`` s."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=timeout)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)

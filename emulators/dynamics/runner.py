@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any, Literal
 import httpx
 
 from emulators.dynamics.config import EmulatorConfig
+from emulators.process_group import stop_group
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -365,7 +365,7 @@ def _subprocess_emulator(
         finally:
             handle.control.close()
     finally:
-        _stop(process)
+        stop_group(process, timeout=15)
 
 
 def _read_listening_line(process: subprocess.Popen[str], timeout: float) -> str:
@@ -378,15 +378,3 @@ def _read_listening_line(process: subprocess.Popen[str], timeout: float) -> str:
     if not line.startswith("listening on "):
         raise RuntimeError(f"the Dynamics emulator did not start (first line: {line!r})")
     return line.removeprefix("listening on ")
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=15)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -28,6 +27,7 @@ from emulators.marketo.app import build_app
 from emulators.marketo.config import EmulatorConfig, config_to_json, default_config
 from emulators.marketo.control_client import MarketoControl
 from emulators.marketo.serve import base_url, bind, make_server
+from emulators.process_group import drain, stop_group
 from shared.errors import ConfigurationError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -133,10 +133,10 @@ def _run_in_subprocess(config: EmulatorConfig, host: str, timeout: float) -> Ite
         )
         try:
             url = _wait_for_url(process, timeout)
-            threading.Thread(target=_drain, args=(process,), daemon=True).start()
+            threading.Thread(target=drain, args=(process,), daemon=True).start()
             yield url
         finally:
-            _stop(process)
+            stop_group(process)
 
 
 def _wait_for_url(process: subprocess.Popen[str], timeout: float) -> str:
@@ -157,26 +157,8 @@ def _wait_for_url(process: subprocess.Popen[str], timeout: float) -> str:
     reader.start()
     reader.join(timeout)
     if not found:
-        _stop(process)
+        stop_group(process)
         raise ConfigurationError(
             f"the Marketo emulator did not start within {timeout} s: {' | '.join(seen[-5:])}"
         )
     return found[0]
-
-
-def _drain(process: subprocess.Popen[str]) -> None:
-    assert process.stdout is not None
-    for _ in process.stdout:
-        pass
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
