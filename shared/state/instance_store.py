@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
@@ -31,7 +30,7 @@ from shared.state.instances import (
     with_status,
 )
 from shared.state.keys import encode_component
-from shared.state.tables import TableAccess, TableKind, storage_errors
+from shared.state.tables import TableAccess, TableKind, replace_if_unchanged, storage_errors
 
 
 class InstanceStore:
@@ -105,21 +104,15 @@ class InstanceStore:
         stamped = replace(instance, updated_at=self._clock.now())
         client = self._tables.client(TableKind.INSTANCES)
         try:
-            with storage_errors(
-                f"saving instance {instance.instance_id}", expected=(ResourceNotFoundError,)
-            ):
-                metadata = client.update_entity(
-                    to_entity(stamped),
-                    mode=UpdateMode.REPLACE,
-                    etag=instance.etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-        except (ResourceNotFoundError, ConcurrencyConflict):
+            etag = replace_if_unchanged(
+                client, to_entity(stamped), instance.etag, f"saving instance {instance.instance_id}"
+            )
+        except ConcurrencyConflict:
             raise ConcurrencyConflict(
                 f"instance {instance.instance_id} changed since it was read; re-read and retry",
                 system="storage",
             ) from None
-        return replace(stamped, etag=metadata.get("etag"))
+        return replace(stamped, etag=etag)
 
     def set_status(self, instance_id: str, status: InstanceStatus, reason: str) -> Instance:
         """Move an instance to ``status`` (read, change, conditional write)."""

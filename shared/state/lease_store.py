@@ -19,7 +19,6 @@ from datetime import timedelta
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import UpdateMode
 
 from shared.clock import Clock
 from shared.errors import ConcurrencyConflict, LeaseHeldError
@@ -35,7 +34,7 @@ from shared.state.leases import (
     to_entity,
 )
 from shared.state.streams import StreamId
-from shared.state.tables import TableAccess, TableKind, storage_errors
+from shared.state.tables import TableAccess, TableKind, replace_if_unchanged, storage_errors
 
 _ACQUIRE_ATTEMPTS = 3
 """Create / read / take-over rounds before giving up (each round loses only to a real rival)."""
@@ -95,15 +94,9 @@ class LeaseStore:
             if not current.is_expired(now):
                 raise StreamLeaseHeldError(stream, current.owner, current.expires_at, now)
             try:
-                with storage_errors(action, expected=(ResourceNotFoundError,)):
-                    metadata = client.update_entity(
-                        to_entity(lease),
-                        mode=UpdateMode.REPLACE,
-                        etag=current.etag,
-                        match_condition=MatchConditions.IfNotModified,
-                    )
-                return replace(lease, etag=metadata.get("etag"))
-            except (ConcurrencyConflict, ResourceNotFoundError):
+                etag = replace_if_unchanged(client, to_entity(lease), current.etag, action)
+                return replace(lease, etag=etag)
+            except ConcurrencyConflict:
                 continue  # another worker took over (or released) first; look again
         raise LeaseHeldError(
             f"stream {stream}: lease contended, another worker won {_ACQUIRE_ATTEMPTS} times",
@@ -121,21 +114,15 @@ class LeaseStore:
         extended = renewed(lease, length, self._clock.now())
         client = self._tables.client(TableKind.LEASES)
         try:
-            with storage_errors(
-                f"renewing lease {lease.stream}", expected=(ResourceNotFoundError,)
-            ):
-                metadata = client.update_entity(
-                    to_entity(extended),
-                    mode=UpdateMode.REPLACE,
-                    etag=lease.etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-        except (ConcurrencyConflict, ResourceNotFoundError):
+            etag = replace_if_unchanged(
+                client, to_entity(extended), lease.etag, f"renewing lease {lease.stream}"
+            )
+        except ConcurrencyConflict:
             raise ConcurrencyConflict(
                 f"lease on {lease.stream} was lost: it expired and another worker took it over",
                 system="storage",
             ) from None
-        return replace(extended, etag=metadata.get("etag"))
+        return replace(extended, etag=etag)
 
     def release(self, lease: Lease) -> bool:
         """Give the lease up. Returns ``False`` if it had already passed to another worker."""

@@ -12,19 +12,22 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
+from azure.core import MatchConditions
 from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
     ResourceModifiedError,
+    ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.data.tables import TableClient, TableServiceClient
+from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
 from shared.errors import (
     ApiRequestError,
@@ -186,3 +189,27 @@ def storage_errors(action: str, *, expected: tuple[type[Exception], ...] = ()) -
         raise
     except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
         raise translate_storage_error(exc, action) from exc
+
+
+def replace_if_unchanged(
+    client: TableClient, entity: Mapping[str, Any], etag: str | None, action: str
+) -> str | None:
+    """Replace a row only if it still has ``etag`` (optimistic concurrency); its new ETag.
+
+    Raises:
+        ConcurrencyConflict: the row was changed or deleted since it was read.
+    """
+    try:
+        with storage_errors(action, expected=(ResourceNotFoundError,)):
+            metadata = client.update_entity(
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+    except ResourceNotFoundError:
+        raise ConcurrencyConflict(
+            f"{action}: the row was deleted by another writer", system="storage", status=404
+        ) from None
+    new_etag = metadata.get("etag")
+    return None if new_etag is None else str(new_etag)

@@ -19,16 +19,14 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import UpdateMode
 
 from shared.clock import Clock
 from shared.errors import ConcurrencyConflict
 from shared.state import odata
 from shared.state.keys import encode_component
 from shared.state.streams import StreamId
-from shared.state.tables import TableAccess, TableKind, storage_errors
+from shared.state.tables import TableAccess, TableKind, replace_if_unchanged, storage_errors
 from shared.state.watermarks import (
     Phase,
     RunCounts,
@@ -74,22 +72,17 @@ class WatermarkStore:
         entity = to_entity(watermark)
         action = f"saving watermark {watermark.stream}"
         try:
-            with storage_errors(action, expected=(ResourceExistsError, ResourceNotFoundError)):
-                if watermark.etag is None:
-                    metadata = client.create_entity(entity)
-                else:
-                    metadata = client.update_entity(
-                        entity,
-                        mode=UpdateMode.REPLACE,
-                        etag=watermark.etag,
-                        match_condition=MatchConditions.IfNotModified,
-                    )
-        except (ResourceExistsError, ResourceNotFoundError, ConcurrencyConflict):
+            if watermark.etag is None:
+                with storage_errors(action, expected=(ResourceExistsError,)):
+                    etag = _etag(client.create_entity(entity))
+            else:
+                etag = replace_if_unchanged(client, entity, watermark.etag, action)
+        except (ResourceExistsError, ConcurrencyConflict):
             raise ConcurrencyConflict(
                 f"{action}: another worker changed it first; re-read and retry",
                 system="storage",
             ) from None
-        return replace(watermark, etag=_etag(metadata))
+        return replace(watermark, etag=etag)
 
     def list(self, instance_id: str | None = None) -> list[Watermark]:
         """Every watermark of one instance (one partition query), or of all instances."""
