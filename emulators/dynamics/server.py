@@ -17,6 +17,9 @@ import uvicorn
 from emulators.dynamics.app import Emulator
 from emulators.dynamics.tls import TlsFiles, write_tls_files
 
+KEEP_ALIVE_SECONDS = 30
+"""How long an idle connection is kept open (Dataverse's own is not documented)."""
+
 
 class _Server(uvicorn.Server):
     """uvicorn that stops at once on SIGTERM/SIGINT and exits cleanly instead of re-raising.
@@ -97,7 +100,7 @@ def prepare(emulator: Emulator, host: str, port: int, ca_dir: Path) -> RunningSe
         lifespan="off",
         http="h11",
         loop="asyncio",
-        timeout_keep_alive=30,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     return RunningServer(emulator, _Server(config), sock, tls, base_url)
 

@@ -37,6 +37,12 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+KEEP_ALIVE_SECONDS = 30
+"""How long an idle connection is kept open. Marketo does not document its own; uvicorn's 5 s
+default equals httpx's default pool expiry, and a client reusing a connection just as the server
+closes it gets a read error (shared/http_pool.py). 30 s, as the Dataverse emulator."""
+
+
 def make_server(app: Starlette, emulator: Emulator, log_level: str = "warning") -> EmulatorServer:
     """A server for ``app`` (no access log: it would dominate the emulator's CPU time)."""
     config = uvicorn.Config(
@@ -46,6 +52,7 @@ def make_server(app: Starlette, emulator: Emulator, log_level: str = "warning") 
         lifespan="on",
         timeout_graceful_shutdown=2,
         h11_max_incomplete_event_size=64 * 1024,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     return EmulatorServer(config, emulator)
 

@@ -57,6 +57,7 @@ from shared.dynamics.transport import (
     DataverseTransport,
 )
 from shared.dynamics.writes import RecordKey
+from shared.http_pool import pool_limits
 from shared.retry import RetryPolicy
 from shared.settings import DynamicsSettings
 
@@ -116,7 +117,7 @@ class DynamicsClient:
             transport=transport,
             verify=_ssl_verify(verify),
             timeout=timeout,
-            limits=httpx.Limits(max_connections=cap, max_keepalive_connections=cap),
+            limits=pool_limits(cap),
             follow_redirects=False,
         )
         self.transport = DataverseTransport(

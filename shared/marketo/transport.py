@@ -45,6 +45,7 @@ from shared.errors import (
     QuotaExhaustedError,
     RetriableError,
 )
+from shared.http_pool import pool_limits
 from shared.marketo.auth import AccessToken, TokenGrant, TokenProvider
 from shared.marketo.encoding import (
     MAX_BODY_BYTES,
@@ -141,7 +142,7 @@ class MarketoTransport:
     ) -> None:
         pool = max(1, governor.limits.max_concurrency) + 1  # +1: a token fetch during a call
         inner = transport or httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+            limits=pool_limits(pool),
             retries=0,
         )
         self._client = httpx.AsyncClient(
