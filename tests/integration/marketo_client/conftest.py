@@ -40,8 +40,11 @@ class LinkedClock(ManualClock):
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         if seconds > 0:
-            self.advance(seconds)
+            # The emulator's clock first: while its advance is on the way, another call can go
+            # out, and it must not meet an emulator that is behind the client's time (the
+            # governor would think a window had passed that the emulator still counts: a 606).
             await asyncio.to_thread(self._control.advance_clock, seconds)
+            self.advance(seconds)
             for hook in self.on_sleep:
                 await asyncio.to_thread(hook, seconds)
         await asyncio.sleep(0)
