@@ -7,11 +7,13 @@
     │   ├── ThrottledError           the service asked us to slow down (429, 606, 615)
     │   ├── TransientServiceError    5xx, timeouts, dropped connections, 604/608/611/713
     │   ├── ConcurrencyConflict      an ETag / lease lost to another worker
+    │   │   └── LeaseLostError       this job's stream lease passed to another worker: stop writing
     │   └── LeaseHeldError           another job for the same stream is running
+    ├── ResumeLaterError             nothing can be done before ``resumes_at``; stop and come back
+    │   └── QuotaExhaustedError      a daily budget is used up (Marketo 607)
     ├── FatalError                   retrying the same work will not help; stop and report
     │   ├── ConfigurationError       a setting or configuration file is wrong (names it)
     │   ├── AuthenticationError      credentials rejected (after one refresh)
-    │   ├── QuotaExhaustedError      a daily budget is used up (Marketo 607); resumes later
     │   ├── InvalidMessageError      a queue message cannot be parsed or has an unknown version
     │   └── ApiRequestError          a request the service rejected for good (4xx, 6xx, 7xx)
     ├── RecordError                  one record failed; log it as a sync error, go on with the batch
@@ -91,8 +93,48 @@ class ConcurrencyConflict(RetriableError):
     """Another writer changed the row first (ETag mismatch); re-read and try again."""
 
 
+class LeaseLostError(ConcurrencyConflict):
+    """This job's stream lease expired and may belong to another worker now: write nothing more."""
+
+
 class LeaseHeldError(RetriableError):
     """Another job holds the lease for this (instance, entity, direction)."""
+
+
+# --- resume later ---------------------------------------------------------------------------
+
+
+class ResumeLaterError(DmsyncError):
+    """Nothing can be done before ``resumes_at`` (``None``: not known); retrying sooner only
+    burns budget. The work is parked, not failed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        resumes_at: datetime | None = None,
+        system: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, system=system, code=code, status=status)
+        self.resumes_at = resumes_at
+
+
+class QuotaExhaustedError(ResumeLaterError):
+    """A daily API budget is used up; work resumes after ``resets_at``."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        resets_at: datetime | None = None,
+        system: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, resumes_at=resets_at, system=system, code=code, status=status)
+        self.resets_at = resets_at
 
 
 # --- fatal ----------------------------------------------------------------------------------
@@ -108,22 +150,6 @@ class ConfigurationError(FatalError):
 
 class AuthenticationError(FatalError):
     """The service rejected our credentials."""
-
-
-class QuotaExhaustedError(FatalError):
-    """A daily API budget is used up; work resumes after ``resets_at``."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        resets_at: datetime | None = None,
-        system: str | None = None,
-        code: str | None = None,
-        status: int | None = None,
-    ) -> None:
-        super().__init__(message, system=system, code=code, status=status)
-        self.resets_at = resets_at
 
 
 class InvalidMessageError(FatalError):

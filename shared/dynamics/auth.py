@@ -6,7 +6,7 @@ instance discovery, which is how the local emulator's Entra endpoint is reached)
 managed identity whose client id is ``DYNAMICS_CLIENT_ID``. Scope: ``<DYNAMICS_URL>/.default``.
 
 The provider hands out the cached token until ``refresh_margin`` seconds before it expires, then
-fetches a new one. After a 401 the caller asks for :meth:`TokenProvider.refresh`: that builds a
+fetches a new one. After a 401 the caller asks for :meth:`EntraTokenProvider.refresh`: that builds a
 fresh credential (azure-identity's own cache would otherwise return the rejected token again)
 and fetches once more.
 
@@ -96,7 +96,7 @@ def _describe_failure(exc: BaseException) -> str:
     return ", ".join(parts)
 
 
-class TokenProvider:
+class EntraTokenProvider:
     """Caches one bearer token per scope and refreshes it before it expires.
 
     Args:
@@ -135,7 +135,7 @@ class TokenProvider:
         """How many tokens were requested from the credential."""
 
     def __repr__(self) -> str:
-        return f"TokenProvider(scope={self._scope!r}, identity={self._identity!r})"
+        return f"EntraTokenProvider(scope={self._scope!r}, identity={self._identity!r})"
 
     def _fresh(self, token: BearerToken | None) -> bool:
         if token is None:

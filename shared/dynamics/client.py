@@ -32,7 +32,7 @@ from shared.dynamics import batch, identity, metadata, reads, writes
 from shared.dynamics.auth import (
     DEFAULT_REFRESH_MARGIN,
     CredentialFactory,
-    TokenProvider,
+    EntraTokenProvider,
     credential_factory,
 )
 from shared.dynamics.batch import BatchItem, BatchItemResult
@@ -106,7 +106,7 @@ class DynamicsClient:
         ca_bundle = verify if isinstance(verify, str) else None
         self.counters = CallCounters()
         self.limiter = ConcurrencyLimiter(cap)
-        self.tokens = TokenProvider(
+        self.tokens = EntraTokenProvider(
             credential or credential_factory(settings, ca_bundle=ca_bundle),
             settings.scope,
             clock=clock,

@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 
 from shared.clock import Clock
-from shared.dynamics.auth import TokenProvider
+from shared.dynamics.auth import EntraTokenProvider
 from shared.dynamics.counters import CallCounters
 from shared.dynamics.error_mapping import SYSTEM, map_error, parse_error_body
 from shared.dynamics.limiter import ConcurrencyLimiter
@@ -140,7 +140,7 @@ class DataverseTransport:
         *,
         environment_url: str,
         http: httpx.AsyncClient,
-        tokens: TokenProvider,
+        tokens: EntraTokenProvider,
         clock: Clock,
         policy: RetryPolicy = DEFAULT_RETRY_POLICY,
         limiter: ConcurrencyLimiter,

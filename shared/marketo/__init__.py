@@ -7,7 +7,7 @@ Modules, each with one job:
 ``governor``       rate window, concurrency and daily budget: pure decisions + async plumbing
 ``transport``      the request loop: pool, token, governor, retries
 ``responses``      reading an answer: status, ``success``, ``errors``, network failures
-``error_map``      Marketo codes and HTTP statuses → reaction and exception class (a table)
+``error_mapping``      Marketo codes and HTTP statuses → reaction and exception class (a table)
 ``auth``           access token fetch, cache, refresh
 ``batching``       ≤ 300 records and ≤ 1 MB per request, order kept; ``writes`` sends them
 ``encoding``       the one JSON serialiser and the size limits; ``redaction`` masks secrets

@@ -72,7 +72,7 @@ def needs_refresh(token: AccessToken | None, now: float) -> bool:
     return token is None or now >= token.refresh_at
 
 
-class TokenProvider:
+class MarketoTokenProvider:
     """Hands out a valid access token, fetching one only when needed."""
 
     def __init__(self, fetch: FetchToken, clock: Clock, *, refresh_margin: float = 60.0) -> None:

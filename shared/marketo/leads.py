@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from shared.marketo.models import LeadField, Page, RecordOutcome, SyncAction
@@ -29,6 +29,7 @@ class LeadsApi:
         action: SyncAction = "createOrUpdate",
         lookup_field: str = "email",
         partition_name: str | None = None,
+        answered: Callable[[RecordOutcome], None] | None = None,
     ) -> list[RecordOutcome]:
         """Create and/or update leads; one outcome per record, in input order.
 
@@ -53,6 +54,7 @@ class LeadsApi:
             envelope=envelope,
             endpoint="leads.sync",
             server_timeout=SYNC_TIMEOUT,
+            answered=answered,
         )
 
     def iter_by_filter(

@@ -17,7 +17,7 @@ With a native Dynamics or Salesforce sync enabled these APIs are read-only or di
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +79,7 @@ class ObjectsApi:
         *,
         action: ObjectSyncAction = "createOrUpdate",
         dedupe_by: DedupeBy = "dedupeFields",
+        answered: Callable[[RecordOutcome], None] | None = None,
     ) -> list[RecordOutcome]:
         """Create and/or update records; one outcome per record, in input order.
 
@@ -93,6 +94,7 @@ class ObjectsApi:
             envelope={"action": action, "dedupeBy": dedupe_by},
             endpoint=f"{self.type.name}.sync",
             server_timeout=self.type.sync_timeout,
+            answered=answered,
         )
 
     async def delete(

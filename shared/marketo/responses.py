@@ -3,7 +3,7 @@
 The order follows DEV error-codes.md: the HTTP status first (normally 200; 413/414 and the
 identity endpoint's 401 are the documented exceptions), then ``success`` and the first of
 ``errors`` (reference B.3). The reason phrase is never read. What to *do* about a failure is the
-:class:`~shared.marketo.error_map.CodeRule` it carries.
+:class:`~shared.marketo.error_mapping.CodeRule` it carries.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Literal
 import httpx
 
 from shared.errors import TransientServiceError
-from shared.marketo.error_map import Action, CodeRule, rule_for_code, rule_for_status
+from shared.marketo.error_mapping import Action, CodeRule, rule_for_code, rule_for_status
 
 
 @dataclass(frozen=True)

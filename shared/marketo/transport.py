@@ -6,7 +6,7 @@ Every call to Marketo goes through :meth:`MarketoTransport.call`:
 2. send with ``Authorization: Bearer`` (the query-parameter form is being removed, reference B.1);
 3. check the answer: HTTP status, then ``success`` and ``errors`` (reference B.3), never the reason
    phrase;
-4. react as :mod:`.error_map` says: refresh the token once on 601/602, pause for a window on 606,
+4. react as :mod:`.error_mapping` says: refresh the token once on 601/602, pause a window on 606,
    back off briefly on 615, retry 604/608/611/713/5xx a bounded number of times, stop for the day
    on 607, raise anything else as the matching :mod:`shared.errors` class.
 
@@ -46,14 +46,14 @@ from shared.errors import (
     RetriableError,
 )
 from shared.http_pool import pool_limits
-from shared.marketo.auth import AccessToken, TokenGrant, TokenProvider
+from shared.marketo.auth import AccessToken, MarketoTokenProvider, TokenGrant
 from shared.marketo.encoding import (
     MAX_BODY_BYTES,
     MAX_BULK_BODY_BYTES,
     MAX_URI_CHARS,
     encode_json,
 )
-from shared.marketo.error_map import Action
+from shared.marketo.error_mapping import Action
 from shared.marketo.governor import Governor, concurrency_backoff, rate_limit_pause
 from shared.marketo.quota_day import next_quota_reset
 from shared.marketo.redaction import redact_text, redact_url
@@ -157,7 +157,9 @@ class MarketoTransport:
         self._policy = transient_policy
         self._max_throttle_retries = max_throttle_retries
         self._rng = rng or random.Random()
-        self.tokens = TokenProvider(self._fetch_token, clock, refresh_margin=token_refresh_margin)
+        self.tokens = MarketoTokenProvider(
+            self._fetch_token, clock, refresh_margin=token_refresh_margin
+        )
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -194,7 +196,7 @@ class MarketoTransport:
 
         Raises:
             AuthenticationError, ThrottledError, TransientServiceError, QuotaExhaustedError,
-            ApiRequestError: as :mod:`.error_map` decides.
+            ApiRequestError: as :mod:`.error_mapping` decides.
         """
         call = self._prepare(
             method,

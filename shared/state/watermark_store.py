@@ -124,6 +124,8 @@ class WatermarkStore:
         status: str | None = None,
         finish: bool = False,
         fresh_copy: bool | None = None,
+        step: int | None = None,
+        sweep: str | None = None,
     ) -> Watermark:
         """Commit a page (see :func:`shared.state.watermarks.advance`)."""
         current = self.get(stream)
@@ -139,6 +141,8 @@ class WatermarkStore:
                 status=status,
                 finish=finish,
                 fresh_copy=fresh_copy,
+                step=step,
+                sweep=sweep,
             )
         )
 
@@ -150,6 +154,7 @@ class WatermarkStore:
         sweep: str | None,
         status: str | None = None,
         finish: bool = False,
+        step: int | None = None,
     ) -> Watermark:
         """Record the delete sweep's position (see :func:`shared.state.watermarks.with_sweep`)."""
         current = self.get(stream)
@@ -161,6 +166,7 @@ class WatermarkStore:
                 now=self._now(),
                 status=status,
                 finish=finish,
+                step=step,
             )
         )
 

@@ -126,12 +126,18 @@ class Watermark:
         return max(0.0, (now - self.last_success_at).total_seconds())
 
 
-def _require_run(watermark: Watermark, sequence: int) -> None:
-    """Raise StaleRunError unless ``sequence`` is the watermark's current run."""
+def _require_run(watermark: Watermark, sequence: int, step: int | None = None) -> None:
+    """Raise StaleRunError unless ``sequence`` is the watermark's current run (and ``step``,
+    when given, its current step: a late duplicate of an earlier step must not commit)."""
     if sequence != watermark.sequence:
         raise StaleRunError(
             f"watermark {watermark.stream} is at run {watermark.sequence}, "
             f"not {sequence}: this job is stale"
+        )
+    if step is not None and step != watermark.step:
+        raise StaleRunError(
+            f"watermark {watermark.stream} is at step {watermark.step} of run {sequence}, "
+            f"not {step}: this job is a late duplicate"
         )
 
 
@@ -155,18 +161,20 @@ def with_sweep(
     now: datetime,
     status: str | None = None,
     finish: bool = False,
+    step: int | None = None,
 ) -> Watermark:
     """Record the sweep's position (``None``: it is over), optionally closing the run.
 
     Raises:
-        StaleRunError: ``sequence`` is not the current run.
+        StaleRunError: ``sequence`` (or ``step``, when given) is not the current one.
     """
-    _require_run(watermark, sequence)
+    _require_run(watermark, sequence, step)
     return replace(
         watermark,
         sweep=sweep,
         step=watermark.step + 1,
         run_open=watermark.run_open and not finish,
+        resync=watermark.resync and sweep is not None,
         status=watermark.status if status is None else truncate(status, MAX_ERROR_CHARS),
         updated_at=now,
     )
@@ -201,6 +209,8 @@ def advance(
     status: str | None = None,
     finish: bool = False,
     fresh_copy: bool | None = None,
+    step: int | None = None,
+    sweep: str | None = None,
 ) -> Watermark:
     """Commit a page: the new cursor, the page's counters, and possibly a phase change.
 
@@ -218,12 +228,16 @@ def advance(
         finish: this page ends the run's read (its cursor is a delta link).
         fresh_copy: set or clear :attr:`Watermark.fresh_copy` (``None`` keeps it); it never
             outlives the initial phase.
+        step: the step the caller's job was sent for; a late duplicate of an earlier step is
+            refused (``None``: not checked).
+        sweep: start the delete sweep in the same write (``""``): it is then owed as surely as
+            the cursor is committed (``None``: no sweep starts).
 
     Raises:
-        StaleRunError: ``sequence`` is not the current run.
+        StaleRunError: ``sequence`` (or ``step``) is not the current one.
         ValueError: an empty cursor or a backwards phase change.
     """
-    _require_run(watermark, sequence)
+    _require_run(watermark, sequence, step)
     if not cursor:
         raise ValueError("advance needs a cursor; use reset to read the stream from the start")
     new_phase = phase or watermark.phase
@@ -243,10 +257,12 @@ def advance(
         status=watermark.status if status is None else truncate(status, MAX_ERROR_CHARS),
         updated_at=now,
         run_open=watermark.run_open and not finish,
-        resync=watermark.resync and new_phase is Phase.INITIAL,
+        # A resync stays one until the sweep that follows its read is over (status says so).
+        resync=watermark.resync and (new_phase is Phase.INITIAL or sweep is not None),
         fresh_copy=(watermark.fresh_copy if fresh_copy is None else fresh_copy)
         and new_phase is Phase.INITIAL,
         step=watermark.step + 1,
+        sweep=watermark.sweep if sweep is None else sweep,
     )
 
 

@@ -5,12 +5,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from datetime import timedelta
+from typing import Protocol
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
 from shared.jobs import SYNC_JOBS_QUEUE, SyncJob
 from shared.storage import StorageConnection
+
+MAX_DELAY = timedelta(days=7)
+"""The longest a queue message may stay invisible (Azure Queue Storage's limit)."""
+
+
+class JobQueue(Protocol):
+    """Where follow-up jobs go (the ``sync-jobs`` queue)."""
+
+    async def enqueue(self, job: SyncJob, delay: timedelta | None = None) -> None:
+        """Send one job; with ``delay``, it becomes visible only after that long."""
+        ...
 
 
 class StorageJobQueue:
@@ -24,13 +37,17 @@ class StorageJobQueue:
         self._lock = threading.Lock()
         self.sent = 0
 
-    def _send(self, body: str) -> None:
+    def _send(self, body: str, delay: timedelta | None) -> None:
         with self._lock:
             if not self._ready:
                 with contextlib.suppress(ResourceExistsError):
                     self._client.create_queue()
                 self._ready = True
-        self._client.send_message(body)
+        if delay is None or delay <= timedelta(0):
+            self._client.send_message(body)
+        else:
+            seconds = int(min(delay, MAX_DELAY).total_seconds() + 0.999)
+            self._client.send_message(body, visibility_timeout=seconds)
         self.sent += 1
 
     def depths(self) -> dict[str, int]:
@@ -44,6 +61,6 @@ class StorageJobQueue:
             found[client.queue_name] = int(count or 0)
         return found
 
-    async def enqueue(self, job: SyncJob) -> None:
-        """Send one job (the SDK call runs off the event loop)."""
-        await asyncio.to_thread(self._send, job.to_json())
+    async def enqueue(self, job: SyncJob, delay: timedelta | None = None) -> None:
+        """Send one job (the SDK call runs off the event loop), visible after ``delay``."""
+        await asyncio.to_thread(self._send, job.to_json(), delay)

@@ -12,6 +12,10 @@ planner sorts every record into exactly one bucket:
 * ``unchanged``: same payload digest as last written and not marked deleted → no call at all (a
   change this sync itself caused, or a no-op update, is not written again);
 * ``mark_deleted``: a Dynamics delete of a synced record → the "deleted in Dynamics" mark;
+* ``mark_by_key``: a Dynamics delete of a record with no mapping, for an entity written with a
+  key field → the mark, found by that key. The record may have reached Marketo without its
+  mapping being stored (a crash between the two); an update-only write by key marks it if it
+  is there and creates nothing if it is not;
 * ``filtered``: ``new_synctomkto`` is now No → remember it, leave the Marketo record (A.4);
 * ``held``: a required link target is not in Marketo yet → retried on a later run;
 * ``ignored``: out of scope, or a delete of a record never synced.
@@ -43,20 +47,18 @@ class Plan:
     update: list[tuple[Prepared, str]] = field(default_factory=list)
     unchanged: list[Prepared] = field(default_factory=list)
     mark_deleted: list[tuple[str, str]] = field(default_factory=list)
+    mark_by_key: list[str] = field(default_factory=list)
     filtered: list[str] = field(default_factory=list)
     held: list[Prepared] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
-
-    @property
-    def write_count(self) -> int:
-        """Records that need a Marketo call."""
-        return len(self.create) + len(self.update) + len(self.mark_deleted)
 
 
 def plan_page(
     prepared: Iterable[Prepared],
     deleted_ids: Sequence[str],
     mappings: Mapping[str, MappingView],
+    *,
+    keyed: bool = False,
 ) -> Plan:
     """Sort a page's records into the plan's buckets.
 
@@ -64,6 +66,8 @@ def plan_page(
         prepared: the transformed rows (a row appears once; later duplicates are dropped).
         deleted_ids: ids Dynamics reports deleted in this page.
         mappings: the mapping of every id above that has one.
+        keyed: the entity's Marketo records carry the Dynamics id in a key field, so a delete
+            without a mapping can still be marked (``mark_by_key``).
     """
     plan = Plan()
     seen: set[str] = set()
@@ -76,6 +80,8 @@ def plan_page(
         known = mappings.get(dynamics_id)
         if known is not None and known.marketo_id is not None and not known.deleted:
             plan.mark_deleted.append((dynamics_id, known.marketo_id))
+        elif known is None and keyed:
+            plan.mark_by_key.append(dynamics_id)
         else:
             plan.ignored.append(dynamics_id)
     for item in prepared:

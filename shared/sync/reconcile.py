@@ -31,8 +31,9 @@ from shared.dynamics.client import DynamicsClient
 from shared.marketo.client import MarketoClient
 from shared.state.store import StateStore
 from shared.state.sync_errors import PENDING_CODE
-from shared.sync.adapters import DataverseSource, MarketoTarget
 from shared.sync.config import EntitySpec, LinkSpec, SyncConfig, TargetKind
+from shared.sync.d2m.reader import DataverseChangeReader
+from shared.sync.d2m.writer import MarketoRecordWriter
 from shared.sync.transform import UNMARKABLE, Decision, LinkState, RowTransformer
 from shared.sync.values import normalise, same_value
 
@@ -116,8 +117,8 @@ class Reconciler:
         self.marketo = marketo
         self.store = store
         self.instance_id = instance_id
-        self._target = MarketoTarget(marketo)
-        self._source = DataverseSource(dynamics)
+        self._target = MarketoRecordWriter(marketo)
+        self._source = DataverseChangeReader(dynamics)
         self._found: dict[str, dict[str, dict[str, Any]]] = {}
         """entity → Dynamics id → the Marketo record found for it."""
 

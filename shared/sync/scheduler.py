@@ -7,30 +7,44 @@ On each tick, for the app's instance:
 3. check the Dynamics side is still that organization: a copied or refreshed environment
    answers with another organization id (or creation time), and writing its data into this
    Marketo would be wrong, so the instance is suspended with the reason spelled out;
-4. for each entity in dependency order, start a run and enqueue its job unless one is open and
-   recent, or the entity's initial sync still waits for its dependencies (their completion
-   starts it at once);
+4. for each direction the app runs and each entity in dependency order: start a run and
+   enqueue its job if none is open (unless the entity's initial sync still waits for its
+   dependencies: their completion starts it at once); nudge a run that has gone quiet (its job
+   died with its worker: see :mod:`shared.sync.runs`);
 5. once an hour, purge sync errors past their retention.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from shared.clock import SYSTEM_CLOCK, Clock
-from shared.errors import ConcurrencyConflict
-from shared.jobs import Direction, JobReason, SyncJob
+from shared.jobs import Direction, JobReason
 from shared.state.instances import DynamicsOrganization, Instance, InstanceStatus, MarketoInstance
 from shared.state.store import StateStore
 from shared.state.streams import StreamId
-from shared.state.watermarks import Phase, Watermark, start_run
+from shared.state.watermarks import Phase, Watermark
 from shared.sync.blocking import blocking
 from shared.sync.config import SyncConfig
-from shared.sync.engine import EngineOptions, JobQueue
-from shared.sync.ports import Source, SourceIdentity
+from shared.sync.identity import (
+    IdentitySource,
+    SourceIdentity,
+    environment_change,
+    identity_signature,
+)
+from shared.sync.job_queue import JobQueue
+from shared.sync.runs import (
+    RunActivity,
+    RunTransitions,
+    SyncOptions,
+    dependencies_done,
+    first_job,
+    nudge_job,
+    run_activity,
+)
 from shared.telemetry.metrics import SyncTelemetry
 
 log = logging.getLogger("dmsync.scheduler")
@@ -54,30 +68,9 @@ class TickReport:
     enqueued: list[str] = field(default_factory=list)
     in_flight: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
+    nudged: list[str] = field(default_factory=list)
+    """Streams whose run had gone quiet (its job lost with a dead worker) and got a new job."""
     reason: str = ""
-
-
-def identity_signature(identity: SourceIdentity) -> dict[str, str | None]:
-    """The parts of an identity that must not change under a running integration."""
-    return {
-        "organization_id": identity.organization_id,
-        "organization_created_on": identity.organization_created_on,
-    }
-
-
-def environment_change(recorded: Mapping[str, str | None], seen: SourceIdentity) -> str | None:
-    """Why ``seen`` is not the recorded environment, or ``None`` if it is."""
-    now = identity_signature(seen)
-    changed = [k for k, v in recorded.items() if v is not None and now.get(k) != v]
-    if not changed:
-        return None
-    parts = ", ".join(f"{k} was {recorded[k]} and is now {now.get(k)}" for k in changed)
-    return (
-        f"the Dynamics environment now reports a different organization ({parts}): it looks "
-        "copied or refreshed (a sandbox refresh). Sync is suspended so that no data from the "
-        "wrong environment reaches Marketo. If this is intended, re-link the instance with "
-        "`dmsync instance relink`."
-    )
 
 
 class Scheduler:
@@ -88,13 +81,14 @@ class Scheduler:
         *,
         config: SyncConfig,
         store: StateStore,
-        source: Source,
+        source: IdentitySource,
         queue: JobQueue,
         binding: Binding,
         clock: Clock = SYSTEM_CLOCK,
-        options: EngineOptions | None = None,
+        options: SyncOptions | None = None,
         telemetry: SyncTelemetry | None = None,
         marketo_blocked_until: Callable[[], datetime | None] | None = None,
+        directions: Sequence[Direction] = (Direction.DYNAMICS_TO_MARKETO,),
     ) -> None:
         self.telemetry = telemetry or SyncTelemetry()
         self._blocked_until = marketo_blocked_until or (lambda: None)
@@ -104,7 +98,11 @@ class Scheduler:
         self.queue = queue
         self.binding = binding
         self.clock = clock
-        self.options = options or EngineOptions()
+        self.options = options or SyncOptions()
+        self.directions = tuple(directions)
+        self.runs = RunTransitions(
+            store, clock, {name: spec.depends_on for name, spec in config.entity.items()}
+        )
         self._last_purge: float | None = None
 
     async def tick(self) -> TickReport:
@@ -143,8 +141,7 @@ class Scheduler:
             return report
         self.telemetry.instance_state(instance.instance_id, suspended=False)
         marks = {
-            entity: await blocking(self.store.watermarks.get, self._stream(entity))
-            for entity in self.config.order
+            stream: await blocking(self.store.watermarks.get, stream) for stream in self._streams()
         }
         blocked = self._blocked_until()
         if blocked is not None:
@@ -155,51 +152,66 @@ class Scheduler:
             log.warning("instance %s: %s", instance.instance_id, report.reason)
             await self._report_streams(marks)
             return report
-        for entity in self.config.order:
-            mark = marks[entity]
-            if self._in_flight(mark):
-                report.in_flight.append(entity)
-            elif mark.phase is Phase.INITIAL and not all(
-                marks[d].phase is Phase.INCREMENTAL for d in self.config.entity[entity].depends_on
-            ):
-                report.waiting.append(entity)
-            else:
-                # Conditioned on the watermark read above: a dependency's completion may have
-                # started this stream since (shared.sync.engine), and a second start would
-                # leave that run's job stale and this one's turned away by its lease.
-                try:
-                    started = await blocking(
-                        self.store.watermarks.save, start_run(mark, self.clock.now())
-                    )
-                except ConcurrencyConflict:
-                    report.in_flight.append(entity)
-                    continue
-                await self.queue.enqueue(
-                    SyncJob(
-                        instance_id=instance.instance_id,
-                        entity=entity,
-                        direction=Direction.DYNAMICS_TO_MARKETO,
-                        reason=JobReason.SCHEDULE,
-                        sequence=started.sequence,
-                    )
-                )
-                report.enqueued.append(entity)
+        for stream, mark in marks.items():
+            await self._schedule(stream, mark, marks, report)
         await self._report_streams(marks)
         await self._purge_now_and_then()
         log.info(
-            "tick: enqueued %s; in flight %s; waiting %s",
+            "tick: enqueued %s; in flight %s; waiting %s; nudged %s",
             report.enqueued or "-",
             report.in_flight or "-",
             report.waiting or "-",
+            report.nudged or "-",
         )
         return report
 
-    async def _report_streams(self, marks: dict[str, Watermark]) -> None:
+    async def _schedule(
+        self,
+        stream: StreamId,
+        mark: Watermark,
+        marks: dict[StreamId, Watermark],
+        report: TickReport,
+    ) -> None:
+        """Start, leave, or nudge one stream's run."""
+        lease = await blocking(self.store.leases.get, stream) if mark.run_open else None
+        activity = run_activity(mark, lease, self.clock.now(), self.options)
+        if activity is RunActivity.RUNNING:
+            report.in_flight.append(stream.entity)
+            return
+        if activity is RunActivity.QUIET:
+            log.warning("stream %s: its run went quiet (no job for %s); sending it a new job",
+                        stream, self.options.quiet_after)  # fmt: skip
+            await self.queue.enqueue(nudge_job(stream, mark))
+            report.nudged.append(stream.entity)
+            return
+        by_entity = {s.entity: m for s, m in marks.items() if s.direction is stream.direction}
+        if mark.phase is Phase.INITIAL and not dependencies_done(
+            stream.entity, self.runs.depends, by_entity
+        ):
+            report.waiting.append(stream.entity)
+            return
+        # Conditioned on the watermark read above: a dependency's completion may have started
+        # this stream since, and a second start would leave that run's job stale.
+        started = await self.runs.start(mark)
+        if started is None:
+            report.in_flight.append(stream.entity)
+            return
+        await self.queue.enqueue(first_job(stream, started, JobReason.SCHEDULE))
+        report.enqueued.append(stream.entity)
+
+    def _streams(self) -> list[StreamId]:
+        return [
+            StreamId(self.binding.instance_id, entity, direction)
+            for direction in self.directions
+            for entity in self.config.order
+        ]
+
+    async def _report_streams(self, marks: dict[StreamId, Watermark]) -> None:
         """Backlog and lag per stream (the workbook's and the stall alert's inputs)."""
         open_counts = await blocking(self.store.errors.count_open_by_kind, self.binding.instance_id)
         now = self.clock.now()
-        for entity, mark in marks.items():
-            stream = self._stream(entity)
+        for stream, mark in marks.items():
+            entity = stream.entity
             pending = open_counts.get(stream, (0, 0))[1]
             done, total = mark.progress
             backlog = pending
@@ -209,17 +221,6 @@ class Scheduler:
             lag = (now - since).total_seconds() if mark.run_open and since else 0.0
             self.telemetry.backlog(stream.instance_id, entity, stream.direction, backlog)
             self.telemetry.lag(stream.instance_id, entity, stream.direction, max(0.0, lag))
-
-    def _in_flight(self, mark: Watermark) -> bool:
-        if not mark.run_open:
-            return False
-        since = mark.updated_at or mark.last_run_at
-        if since is None:
-            return False
-        return (self.clock.now() - since) < self.options.run_stale_after
-
-    def _stream(self, entity: str) -> StreamId:
-        return StreamId(self.binding.instance_id, entity, Direction.DYNAMICS_TO_MARKETO)
 
     async def _instance(self) -> Instance:
         existing = await blocking(self.store.instances.get, self.binding.instance_id)
@@ -271,14 +272,10 @@ class Scheduler:
         instance = await self._instance()
         identity = await self.source.identity()
         await self._adopt_identity(instance, identity)
-        for entity in self.config.order:
-            stream = self._stream(entity)
+        for stream in self._streams():
             note = "re-linked to a refreshed Dynamics environment: full resync"
-            restarted = await blocking(self.store.watermarks.reset, stream, status=note)
             # Closed at once: the next tick starts it (dependencies first), as for a new stream.
-            await blocking(
-                self.store.watermarks.finish_run, stream, sequence=restarted.sequence, status=note
-            )
+            await self.runs.resync(stream, note, close=True)
         return await blocking(
             self.store.instances.set_status,
             instance.instance_id,

@@ -13,8 +13,8 @@ from collections.abc import Set
 from shared.dynamics.client import DynamicsClient
 from shared.errors import ConfigurationError, DmsyncError
 from shared.marketo.client import MarketoClient
-from shared.sync.adapters import MarketoTarget
 from shared.sync.config import SYNC_FILTER_COLUMN, EntitySpec, SyncConfig, TargetKind
+from shared.sync.d2m.writer import MarketoRecordWriter
 from shared.sync.transform import UNMARKABLE
 
 log = logging.getLogger("dmsync.schema")
@@ -73,7 +73,7 @@ async def check_schemas(
     """
     problems: list[str] = []
     lead_fields: set[str] | None = None
-    target = MarketoTarget(marketo)
+    target = MarketoRecordWriter(marketo)
     described: dict[str, set[str]] = {}
     unfiltered: list[str] = []
     for name in config.order:

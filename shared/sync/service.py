@@ -1,4 +1,4 @@
-"""The composition root the triggers call: settings → clients → state store → engine.
+"""The composition root the triggers call: settings → clients → state store → runner.
 
 Everything is built on first use, not at import (Flex Consumption gives an app 30 s to load),
 once per worker process, and reused by every invocation on that process: one connection pool
@@ -17,7 +17,7 @@ from datetime import timedelta
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.dynamics.client import DynamicsClient
 from shared.dynamics.transport import DEFAULT_RETRY_POLICY
-from shared.jobs import SYNC_JOBS_QUEUE, SyncJob
+from shared.jobs import SYNC_JOBS_QUEUE, Direction, SyncJob
 from shared.marketo.client import MarketoClient
 from shared.marketo.governor import Governor
 from shared.retry import RetryPolicy
@@ -25,10 +25,13 @@ from shared.settings import DynamicsSettings, MarketoSettings, StorageSettings, 
 from shared.state.store import StateStore
 from shared.state.sync_errors import ErrorRetryPolicy
 from shared.storage import StorageConnection
-from shared.sync.adapters import DataverseSource, MarketoTarget
 from shared.sync.config import load_config
-from shared.sync.engine import JobOutcome, SyncEngine
+from shared.sync.d2m.pipeline import DynamicsToMarketo
+from shared.sync.d2m.reader import DataverseChangeReader
+from shared.sync.d2m.writer import MarketoRecordWriter
 from shared.sync.job_queue import StorageJobQueue
+from shared.sync.runner import JobOutcome, JobRunner
+from shared.sync.runs import SyncOptions
 from shared.sync.scheduler import Binding, Scheduler, TickReport
 from shared.sync.schema_check import check_schemas
 from shared.sync.usage import ApiUsageReporter
@@ -47,7 +50,7 @@ RETRY_POLICY = ErrorRetryPolicy(
 class Runtime:
     """The long-lived objects of one worker process."""
 
-    engine: SyncEngine
+    runner: JobRunner
     scheduler: Scheduler
     store: StateStore
     dynamics: DynamicsClient
@@ -80,6 +83,7 @@ async def build_runtime(
     dynamics_retry: RetryPolicy | None = None,
     marketo_clock: Clock | None = None,
     telemetry: SyncTelemetry | None = None,
+    options: SyncOptions | None = None,
 ) -> Runtime:
     """Load and validate every setting, connect, and check the mapping against both schemas.
 
@@ -93,6 +97,7 @@ async def build_runtime(
         dynamics_retry: the Dataverse client's retry bounds (default: the client's own).
         marketo_clock: the Marketo client's clock for tokens and backoff (default: real time).
         telemetry: where metrics go (default: the process's OpenTelemetry meter provider).
+        options: the runner's and scheduler's tuning (default: :class:`SyncOptions`).
 
     Raises:
         ConfigurationError: naming the setting, file, entity or field at fault.
@@ -131,29 +136,40 @@ async def build_runtime(
         await marketo.aclose()
         raise
     queue = StorageJobQueue(connection, queue_name)
-    source = DataverseSource(dynamics)
+    reader = DataverseChangeReader(dynamics, clock)
     telemetry = telemetry or SyncTelemetry()
-    engine = SyncEngine(
+    options = options or SyncOptions()
+    d2m = DynamicsToMarketo(
         config=config,
         store=store,
-        source=source,
-        target=MarketoTarget(marketo),
+        reader=reader,
+        writer=MarketoRecordWriter(marketo),
+        clock=clock,
+        options=options,
+    )
+    runner = JobRunner(
+        config=config,
+        store=store,
+        pipelines={Direction.DYNAMICS_TO_MARKETO: d2m},
         queue=queue,
         clock=clock,
+        options=options,
         telemetry=telemetry,
     )
     scheduler = Scheduler(
         config=config,
         store=store,
-        source=source,
+        source=reader,
         queue=queue,
         binding=Binding(sync.instance_id, dynamics_settings.url, marketo_settings.base_url),
         clock=clock,
+        options=options,
         telemetry=telemetry,
         marketo_blocked_until=marketo.governor.blocked_until,
+        directions=tuple(runner.pipelines),
     )
     usage = ApiUsageReporter(dynamics, marketo, telemetry, sync.instance_id)
-    return Runtime(engine, scheduler, store, dynamics, marketo, queue, telemetry, usage)
+    return Runtime(runner, scheduler, store, dynamics, marketo, queue, telemetry, usage)
 
 
 def _register_secrets(
@@ -193,4 +209,4 @@ async def run_job(job: SyncJob, *, dequeue_count: int = 1) -> JobOutcome:
     """The queue trigger's work."""
     if dequeue_count > 1:
         log.info("job %s delivered again (attempt %d)", job.job_id, dequeue_count)
-    return await (await runtime()).engine.run_job(job)
+    return await (await runtime()).runner.run_job(job)

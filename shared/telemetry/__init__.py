@@ -5,11 +5,11 @@ The Functions Python worker sends both to Application Insights through OpenTelem
 this package only records. Names shared with the workbook and alert queries are in
 :mod:`shared.telemetry.names`.
 
->>> from shared.telemetry import SyncTelemetry, RecordOutcome
+>>> from shared.telemetry import SyncTelemetry, RecordTally
 >>> from shared.jobs import Direction
 >>> telemetry = SyncTelemetry()
 >>> d2m = Direction.DYNAMICS_TO_MARKETO
->>> telemetry.records("contoso", "contact", d2m, RecordOutcome.WRITTEN, 300)
+>>> telemetry.records("contoso", "contact", d2m, RecordTally.WRITTEN, 300)
 """
 
 from shared.telemetry.logs import (
@@ -28,9 +28,9 @@ from shared.telemetry.names import (
     METER_NAME,
     ApiOutcome,
     Dim,
-    JobOutcome,
+    JobEnding,
     Metric,
-    RecordOutcome,
+    RecordTally,
     System,
 )
 
@@ -40,9 +40,9 @@ __all__ = [
     "REDACTOR",
     "ApiOutcome",
     "Dim",
-    "JobOutcome",
+    "JobEnding",
     "Metric",
-    "RecordOutcome",
+    "RecordTally",
     "RedactionFilter",
     "Redactor",
     "SyncLogger",

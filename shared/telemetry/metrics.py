@@ -28,9 +28,9 @@ from shared.telemetry.names import (
     METER_NAME,
     ApiOutcome,
     Dim,
-    JobOutcome,
+    JobEnding,
     Metric,
-    RecordOutcome,
+    RecordTally,
     System,
 )
 
@@ -111,7 +111,7 @@ class SyncTelemetry:
         instance: str,
         entity: str,
         direction: Direction,
-        outcome: RecordOutcome,
+        outcome: RecordTally,
         count: int = 1,
         *,
         code: str | None = None,
@@ -131,9 +131,9 @@ class SyncTelemetry:
         """
         _not_negative("count", count)
         attributes = self._stream(instance, entity, direction)
-        attributes[Dim.OUTCOME.value] = RecordOutcome(outcome).value
+        attributes[Dim.OUTCOME.value] = RecordTally(outcome).value
         if code is not None:
-            if RecordOutcome(outcome) is not RecordOutcome.FAILED:
+            if RecordTally(outcome) is not RecordTally.FAILED:
                 raise ValueError("code is recorded for failed records only")
             attributes[Dim.CODE.value] = _token("code", code)
         self._records.add(count, attributes)
@@ -164,13 +164,13 @@ class SyncTelemetry:
         instance: str,
         entity: str,
         direction: Direction,
-        outcome: JobOutcome,
+        outcome: JobEnding,
         seconds: float,
     ) -> None:
         """Record one sync job's duration and how it ended (the workbook's "last run")."""
         _not_negative("seconds", seconds)
         attributes = self._stream(instance, entity, direction)
-        attributes[Dim.OUTCOME.value] = JobOutcome(outcome).value
+        attributes[Dim.OUTCOME.value] = JobEnding(outcome).value
         self._job_duration.record(seconds, attributes)
 
     # --- APIs ----------------------------------------------------------------------------------

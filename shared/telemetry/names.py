@@ -63,7 +63,7 @@ class Dim(StrEnum):
     """Logs only: per-job ids would make metric series unbounded."""
 
 
-class RecordOutcome(StrEnum):
+class RecordTally(StrEnum):
     """What happened to a record."""
 
     READ = "read"
@@ -80,7 +80,7 @@ class ApiOutcome(StrEnum):
     ERROR = "error"
 
 
-class JobOutcome(StrEnum):
+class JobEnding(StrEnum):
     """How a sync job ended."""
 
     COMPLETED = "completed"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.jobs import Direction
-from shared.telemetry import ApiOutcome, Dim, JobOutcome, Metric, RecordOutcome, System
+from shared.telemetry import ApiOutcome, Dim, JobEnding, Metric, RecordTally, System
 from tests.infra.bicep_tree import body, functions
 from tests.infra.conftest import QUERIES, REPO
 
@@ -55,7 +55,7 @@ def test_queries_read_only_metrics_and_dimensions_the_app_emits() -> None:
     metric_names = {m.value for m in Metric}
     dimension_names = {d.value for d in Dim}
     values = {
-        "outcome": {v.value for e in (RecordOutcome, ApiOutcome, JobOutcome) for v in e},
+        "outcome": {v.value for e in (RecordTally, ApiOutcome, JobEnding) for v in e},
         "system": {s.value for s in System},
         "direction": {d.value for d in Direction},
     }

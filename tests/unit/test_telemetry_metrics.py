@@ -19,9 +19,9 @@ from shared.jobs import Direction
 from shared.telemetry import (
     METER_NAME,
     ApiOutcome,
-    JobOutcome,
+    JobEnding,
     Metric,
-    RecordOutcome,
+    RecordTally,
     SyncTelemetry,
     System,
 )
@@ -70,12 +70,12 @@ def test_records_are_counted_per_stream_and_outcome(
     telemetry: SyncTelemetry, reader: InMemoryMetricReader
 ) -> None:
     """Read, written, skipped and failed add up per instance, entity, direction and outcome."""
-    telemetry.records("contoso", "contact", D2M, RecordOutcome.READ, 300)
-    telemetry.records("contoso", "contact", D2M, RecordOutcome.WRITTEN, 290)
-    telemetry.records("contoso", "contact", D2M, RecordOutcome.WRITTEN, 5)
-    telemetry.records("contoso", "contact", D2M, RecordOutcome.SKIPPED, 3)
-    telemetry.records("contoso", "contact", D2M, RecordOutcome.FAILED, 2, code="1003")
-    telemetry.records("contoso", "lead", M2D, RecordOutcome.WRITTEN, 7)
+    telemetry.records("contoso", "contact", D2M, RecordTally.READ, 300)
+    telemetry.records("contoso", "contact", D2M, RecordTally.WRITTEN, 290)
+    telemetry.records("contoso", "contact", D2M, RecordTally.WRITTEN, 5)
+    telemetry.records("contoso", "contact", D2M, RecordTally.SKIPPED, 3)
+    telemetry.records("contoso", "contact", D2M, RecordTally.FAILED, 2, code="1003")
+    telemetry.records("contoso", "lead", M2D, RecordTally.WRITTEN, 7)
 
     points = collect(reader)[Metric.RECORDS]
     stream = {"instance": "contoso", "entity": "contact", "direction": "d2m"}
@@ -157,8 +157,8 @@ def test_job_duration_is_a_histogram_per_stream_and_outcome(
     telemetry: SyncTelemetry, reader: InMemoryMetricReader
 ) -> None:
     """Each job records its duration; count and sum are what the workbook's last run reads."""
-    telemetry.job("contoso", "contact", D2M, JobOutcome.CONTINUED, 12.0)
-    telemetry.job("contoso", "contact", D2M, JobOutcome.CONTINUED, 8.0)
+    telemetry.job("contoso", "contact", D2M, JobEnding.CONTINUED, 12.0)
+    telemetry.job("contoso", "contact", D2M, JobEnding.CONTINUED, 8.0)
 
     (point,) = collect(reader)[Metric.JOB_DURATION]
     assert isinstance(point, HistogramDataPoint)
@@ -190,8 +190,8 @@ def test_outcomes_may_be_given_as_their_text(
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda t: t.records("i", "e", D2M, RecordOutcome.READ, -1), "count"),
-        (lambda t: t.records("i", "e", D2M, RecordOutcome.WRITTEN, 1, code="x"), "failed"),
+        (lambda t: t.records("i", "e", D2M, RecordTally.READ, -1), "count"),
+        (lambda t: t.records("i", "e", D2M, RecordTally.WRITTEN, 1, code="x"), "failed"),
         (lambda t: t.backlog("i", "e", D2M, -5), "pending"),
         (lambda t: t.api_call(System.MARKETO, "https://x/rest?a=b", ApiOutcome.ERROR), "operation"),
         (lambda t: t.throttled(System.MARKETO, "606 too many calls"), "code"),
@@ -213,9 +213,9 @@ def test_every_metric_becomes_a_custom_metric_with_its_dimensions(
     This is the mapping the KQL in infra/queries relies on (customMetrics.name is the instrument
     name; customDimensions holds the attributes unchanged).
     """
-    telemetry.records("contoso", "contact", D2M, RecordOutcome.WRITTEN, 10)
+    telemetry.records("contoso", "contact", D2M, RecordTally.WRITTEN, 10)
     telemetry.backlog("contoso", "contact", D2M, 4)
-    telemetry.job("contoso", "contact", D2M, JobOutcome.COMPLETED, 3.0)
+    telemetry.job("contoso", "contact", D2M, JobEnding.COMPLETED, 3.0)
     telemetry.api_call(System.DYNAMICS, "contacts.delta", ApiOutcome.SUCCESS)
     telemetry.throttled(System.DYNAMICS, "429")
     telemetry.daily_quota(System.MARKETO, "contoso", 10, 100)

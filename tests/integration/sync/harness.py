@@ -1,4 +1,4 @@
-"""Run the real sync (settings, clients, state store, engine, scheduler) against the emulators.
+"""Run the real sync (settings, clients, state store, runner, scheduler) against the emulators.
 
 The harness builds the runtime with :func:`shared.sync.service.build_runtime`, exactly as the
 triggers do, on a private table prefix and queue. ``tick`` is the timer; ``drain`` plays the
@@ -12,7 +12,7 @@ import base64
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from azure.storage.queue import QueueClient
@@ -22,14 +22,16 @@ from emulators.azurite import REPO_ROOT, AzuriteInstance
 from emulators.dynamics.runner import EmulatorHandle
 from emulators.marketo.runner import RunningMarketo
 from shared.clock import ManualClock
-from shared.jobs import SyncJob, parse_job
+from shared.jobs import Direction, SyncJob, parse_job
 from shared.marketo.governor import Governor, Limits
 from shared.retry import RetryPolicy
 from shared.settings import MarketoSettings, load
 from shared.state.streams import StreamId
 from shared.state.watermarks import Phase
-from shared.sync.engine import JobOutcome
+from shared.sync.d2m.pipeline import DynamicsToMarketo
+from shared.sync.pipeline import RecordWriter
 from shared.sync.reconcile import Reconciler, ReconciliationReport
+from shared.sync.runner import JobOutcome
 from shared.sync.scheduler import TickReport
 from shared.sync.service import Runtime, build_runtime
 from shared.telemetry.metrics import SyncTelemetry
@@ -76,6 +78,25 @@ class SyncHarness:
         """One timer tick."""
         return await self.runtime.tick()
 
+    @property
+    def d2m(self) -> DynamicsToMarketo:
+        """The Dynamics → Marketo pipeline."""
+        pipeline = self.runtime.runner.pipelines[Direction.DYNAMICS_TO_MARKETO]
+        assert isinstance(pipeline, DynamicsToMarketo)
+        return pipeline
+
+    def tune(self, **changes: Any) -> None:
+        """Change the runner's, scheduler's and pipelines' options (e.g. ``page_size``)."""
+        options = replace(self.runtime.runner.options, **changes)
+        self.runtime.runner.options = options
+        self.runtime.scheduler.options = options
+        self.d2m.options = options
+
+    def use_writer(self, writer: RecordWriter) -> None:
+        """Write to Marketo through ``writer`` (a wrapper of the real one, for fault tests)."""
+        self.d2m.writer = writer  # type: ignore[assignment]
+        self.d2m.records.writer = writer  # type: ignore[assignment]
+
     def pending_messages(self) -> int:
         """Messages waiting in the job queue."""
         props = self.queue.get_queue_properties()
@@ -98,7 +119,7 @@ class SyncHarness:
                 if self.before_job is not None:
                     self.before_job(job)
                 try:
-                    outcome = await self.runtime.engine.run_job(job)
+                    outcome = await self.runtime.runner.run_job(job)
                 except Exception as failure:
                     drained.failures.append(failure)
                     if redeliver_failures:
@@ -133,7 +154,7 @@ class SyncHarness:
             drained = await self.cycle()
             if drained.failures:
                 raise drained.failures[0]
-            phases = {self.watermark(e).phase for e in self.runtime.engine.config.order}
+            phases = {self.watermark(e).phase for e in self.runtime.runner.config.order}
             busy = drained.count(JobOutcome.ADVANCED) + drained.count(JobOutcome.RESYNC)
             if phases == {Phase.INCREMENTAL} and busy == 0 and self.marketo_writes() == writes:
                 return cycle
@@ -152,7 +173,7 @@ class SyncHarness:
     async def reconcile(self) -> ReconciliationReport:
         """Compare both systems through their APIs (see :mod:`shared.sync.reconcile`)."""
         return await Reconciler(
-            self.runtime.engine.config,
+            self.runtime.runner.config,
             self.runtime.dynamics,
             self.runtime.marketo,
             self.runtime.store,

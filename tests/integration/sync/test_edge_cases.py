@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import MutableMapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -18,10 +18,10 @@ from shared.jobs import SyncJob
 from shared.state.instances import DynamicsOrganization, Instance, InstanceStatus
 from shared.state.streams import StreamId
 from shared.state.watermarks import Phase
-from shared.sync import engine as engine_module
 from shared.sync.config import EntitySpec
-from shared.sync.engine import EngineOptions, JobOutcome
-from shared.sync.ports import Target, WriteMode, WriteOutcome, WriteStatus
+from shared.sync.d2m import pipeline as d2m_pipeline
+from shared.sync.pipeline import RecordWriter, WriteMode, WriteOp, WriteOutcome, WriteStatus
+from shared.sync.runner import JobOutcome
 from tests.integration.sync.harness import SyncHarness, sync_harness
 from tests.integration.sync.test_incremental import company, person
 from tests.integration.sync.test_reliability import no_duplicates, settle
@@ -35,10 +35,10 @@ LEADS = TableRef("lead", "leads", "leadid")
 ACCOUNTS = TableRef("account", "accounts", "accountid")
 
 
-class FlakyTarget:
+class FlakyWriter:
     """The real Marketo side, except that chosen records are rejected a set number of times."""
 
-    def __init__(self, inner: Target, reject: dict[str, int], *, delay: float = 0.0) -> None:
+    def __init__(self, inner: RecordWriter, reject: dict[str, int], *, delay: float = 0.0) -> None:
         self.inner = inner
         self.reject = reject
         """Dynamics id (any key field value or Marketo id) → how many more times to reject."""
@@ -47,37 +47,32 @@ class FlakyTarget:
     def blocked_until(self) -> Any:
         return self.inner.blocked_until()
 
-    async def current_values(
-        self, spec: EntitySpec, marketo_ids: Sequence[str], fields: Sequence[str]
+    def is_missing(self, outcome: WriteOutcome) -> bool:
+        return self.inner.is_missing(outcome)
+
+    async def current(
+        self, spec: EntitySpec, target_ids: Sequence[str], fields: Sequence[str]
     ) -> dict[str, dict[str, Any]]:
-        return await self.inner.current_values(spec, marketo_ids, fields)
+        return await self.inner.current(spec, target_ids, fields)
 
     async def write(
         self,
         spec: EntitySpec,
-        records: Sequence[Mapping[str, Any]],
         mode: WriteMode,
-        marketo_ids: Sequence[str] | None = None,
+        ops: Sequence[WriteOp],
+        done: MutableMapping[int, WriteOutcome] | None = None,
     ) -> list[WriteOutcome]:
         if self.delay:
             await asyncio.sleep(self.delay)
-        keys = [
-            str(r.get(spec.key_field or "") or (marketo_ids[i] if marketo_ids else ""))
-            for i, r in enumerate(records)
-        ]
+        keys = [str(op.payload.get(spec.key_field or "") or op.target_id or "") for op in ops]
         refused = {i for i, k in enumerate(keys) if self.reject.get(k, 0) > 0}
         for i in refused:
             self.reject[keys[i]] -= 1
-        passed = [i for i in range(len(records)) if i not in refused]
-        results = await self.inner.write(
-            spec,
-            [records[i] for i in passed],
-            mode,
-            [marketo_ids[i] for i in passed] if marketo_ids else None,
-        )
+        passed = [i for i in range(len(ops)) if i not in refused]
+        results = await self.inner.write(spec, mode, [ops[i] for i in passed])
         merged: list[WriteOutcome] = []
         it = iter(results)
-        for i in range(len(records)):
+        for i in range(len(ops)):
             if i in refused:
                 merged.append(WriteOutcome(WriteStatus.SKIPPED, None, "1003", "refused (test)"))
             else:
@@ -104,7 +99,7 @@ async def test_a_person_gets_its_link_even_when_the_company_fails_twice_first(
             "parentcustomerid_account@odata.bind": f"/accounts({account.id})",
         })  # fmt: skip
         assert contact.id
-        sync.runtime.engine.target = FlakyTarget(sync.runtime.engine.target, {account.id: 2})
+        sync.use_writer(FlakyWriter(sync.d2m.writer, {account.id: 2}))
         for _ in range(6):
             await sync.cycle()
             sync.clock.advance(20 * 60)
@@ -157,7 +152,7 @@ async def test_a_failed_deleted_mark_is_retried(
             c for c in dyn.control.records("contact") if c.get("new_synctomkto") is not False
         )
         victim_id = victim["contactid"]
-        sync.runtime.engine.target = FlakyTarget(sync.runtime.engine.target, {victim_id: 1})
+        sync.use_writer(FlakyWriter(sync.d2m.writer, {victim_id: 1}))
         await sync.runtime.dynamics.delete(CONTACTS, victim_id)
         await sync.cycle()
         assert person(mkto, victim_id)["dynamicsIsDeleted"] is False
@@ -175,16 +170,16 @@ async def test_follow_up_jobs_are_sent_only_once_the_lease_is_released(
     """A continuation picked up at once by another worker must find the stream free."""
     dyn.control.seed(counts=BASE, seed=54, **CLEAN)
     async with sync_harness(azurite, dyn, mkto) as sync:
-        sync.runtime.engine.options = EngineOptions(page_size=3)
+        sync.tune(page_size=3)
         store = sync.runtime.store
         original = sync.runtime.queue.enqueue
         held_at_send: list[str] = []
 
-        async def enqueue(job: SyncJob) -> None:
+        async def enqueue(job: SyncJob, delay: timedelta | None = None) -> None:
             lease = store.leases.get(StreamId(job.instance_id, job.entity, job.direction))
             if lease is not None and not lease.is_expired(store.clock.now()):
                 held_at_send.append(job.entity)
-            await original(job)
+            await original(job, delay)
 
         sync.runtime.queue.enqueue = enqueue  # type: ignore[method-assign]
         await synced(sync)
@@ -197,8 +192,8 @@ async def test_a_storage_error_while_renewing_the_lease_does_not_fail_the_job(
     """Renewal retries quietly; the job's outcome and the lease release are unaffected."""
     dyn.control.seed(counts={"systemuser": 2, "team": 1}, seed=55, **CLEAN)
     async with sync_harness(azurite, dyn, mkto) as sync:
-        sync.runtime.engine.options = EngineOptions(lease_duration=timedelta(seconds=0.3))
-        sync.runtime.engine.target = FlakyTarget(sync.runtime.engine.target, {}, delay=0.4)
+        sync.tune(lease_duration=timedelta(seconds=0.3))
+        sync.use_writer(FlakyWriter(sync.d2m.writer, {}, delay=0.4))
         renewals: list[int] = []
 
         def failing_renew(*_: Any, **__: Any) -> Any:
@@ -222,7 +217,7 @@ async def test_the_resync_sweep_runs_in_bounded_steps(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """After an expired token, the delete check is split over jobs and still finds deletes."""
-    monkeypatch.setattr(engine_module, "SWEEP_CHUNK", 3)
+    monkeypatch.setattr(d2m_pipeline, "SWEEP_CHUNK", 3)
     dyn.control.seed(counts=BASE, seed=56, **CLEAN)
     async with sync_harness(azurite, dyn, mkto) as sync:
         await synced(sync)
@@ -268,7 +263,7 @@ async def test_relink_starts_every_stream_over(
         dyn.control.copy_environment(snapshot=dyn.control.snapshot())
         assert (await sync.tick()).status is InstanceStatus.SUSPENDED
         await sync.runtime.scheduler.relink()
-        marks = [sync.watermark(e) for e in sync.runtime.engine.config.order]
+        marks = [sync.watermark(e) for e in sync.runtime.runner.config.order]
         assert all(m.phase is Phase.INITIAL and m.resync and not m.run_open for m in marks)
         await settle(sync)
         no_duplicates(mkto)

@@ -16,7 +16,6 @@ from shared.jobs import Direction, SyncJob
 from shared.state.mappings import IdMapping
 from shared.state.watermarks import Phase
 from shared.sync.config import DEFAULT_MAPPING_FILE
-from shared.sync.engine import EngineOptions
 from tests.integration.sync.harness import SyncHarness, sync_harness
 
 pytestmark = pytest.mark.integration
@@ -83,7 +82,7 @@ async def test_a_replayed_page_of_a_first_copy_creates_nothing_twice(
     mapping = tmp_path / "mapping.toml"  # users, teams, accounts and contacts only
     mapping.write_text(DEFAULT_MAPPING_FILE.read_text(encoding="utf-8").split("[entity.lead]")[0])
     async with sync_harness(azurite, dyn, mkto, SYNC_MAPPING_FILE=str(mapping)) as sync:
-        sync.runtime.engine.options = EngineOptions(page_size=10)
+        sync.tune(page_size=10)
         recorder = Recorder(sync)
         watermarks = sync.runtime.store.watermarks
         advance = watermarks.advance
@@ -143,7 +142,7 @@ async def test_opportunity_roles_always_read_their_mapping(
         counts={**COUNTS, "lead": 5, "opportunity": 12, "new_project": 0}, seed=9, **CLEAN
     )
     async with sync_harness(azurite, dyn, mkto) as sync:
-        sync.runtime.engine.options = EngineOptions(page_size=10)
+        sync.tune(page_size=10)
         watermarks = sync.runtime.store.watermarks
         advance = watermarks.advance
         fresh_pages: dict[str, list[bool]] = {}

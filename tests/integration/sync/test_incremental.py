@@ -12,7 +12,7 @@ from emulators.dynamics.runner import EmulatorHandle
 from emulators.marketo.runner import RunningMarketo
 from shared.dynamics.models import TableRef
 from shared.jobs import SyncJob
-from shared.sync.engine import JobOutcome
+from shared.sync.runner import JobOutcome
 from tests.integration.sync.harness import SyncHarness, sync_harness
 
 pytestmark = pytest.mark.integration
@@ -110,7 +110,7 @@ async def test_a_quiet_tick_costs_one_read_per_entity_and_no_marketo_call(
         marketo_before = sync.runtime.marketo.stats.snapshot()["calls"]
         report = await sync.tick()
         drained = await sync.drain()
-        entities = len(sync.runtime.engine.config.order)
+        entities = len(sync.runtime.runner.config.order)
         assert len(report.enqueued) == entities
         assert drained.count(JobOutcome.CAUGHT_UP) == entities
         identity_calls = 2  # the tick's WhoAmI + organization check (sandbox-refresh guard)

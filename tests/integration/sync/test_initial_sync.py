@@ -11,7 +11,6 @@ from emulators.azurite import AzuriteInstance
 from emulators.dynamics.runner import EmulatorHandle
 from emulators.marketo.runner import RunningMarketo
 from shared.sync.config import DEFAULT_MAPPING_FILE, EntitySpec
-from shared.sync.engine import EngineOptions
 from tests.integration.sync.harness import sync_harness
 
 pytestmark = pytest.mark.integration
@@ -89,8 +88,8 @@ async def test_only_tables_larger_than_a_page_cost_a_count(
     mapping = tmp_path / "mapping.toml"  # users, teams, accounts and contacts only
     mapping.write_text(DEFAULT_MAPPING_FILE.read_text(encoding="utf-8").split("[entity.lead]")[0])
     async with sync_harness(azurite, dyn, mkto, SYNC_MAPPING_FILE=str(mapping)) as sync:
-        sync.runtime.engine.options = EngineOptions(page_size=10)
-        source = sync.runtime.engine.source
+        sync.tune(page_size=10)
+        source = sync.d2m.reader
         count = source.count
         counted: list[str] = []
 

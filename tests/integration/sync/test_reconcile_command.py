@@ -58,7 +58,7 @@ async def test_reconcile_exit_status_and_json(
         assert held.returncode == 0, held.stderr
         data = json.loads(held.stdout)
         assert data["instance"] == sync.instance_id and data["holds"] is True
-        assert [e["entity"] for e in data["entities"]] == list(sync.runtime.engine.config.order)
+        assert [e["entity"] for e in data["entities"]] == list(sync.runtime.runner.config.order)
         assert all(set(e) == ENTITY_KEYS for e in data["entities"])
         contact = next(e for e in data["entities"] if e["entity"] == "contact")
         assert contact["in_dynamics"] == 12

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from shared.clock import ManualClock
 from shared.dynamics.models import TableRef
 from shared.state.instances import InstanceStatus
 from shared.state.watermarks import Phase
-from shared.sync.engine import EngineOptions, JobOutcome
+from shared.sync.runner import JobOutcome
 from tests.integration.sync.harness import SyncHarness, sync_harness
 
 pytestmark = pytest.mark.integration
@@ -88,7 +89,7 @@ async def test_a_worker_killed_after_writing_replays_without_duplicates(
     """The page is written to Marketo, the worker dies before committing; the replay is clean."""
     dyn.control.seed(counts=ORG, seed=31, **CLEAN)
     async with sync_harness(azurite, dyn, mkto) as sync:
-        sync.runtime.engine.options = EngineOptions(page_size=7)  # several pages per entity
+        sync.tune(page_size=7)  # several pages per entity
         calls = fail_once(getattr(sync.runtime.store, target), method, after=5)
         await sync.tick()
         first = await sync.drain()
@@ -107,12 +108,12 @@ async def test_every_job_delivered_twice_changes_nothing(
     """At-least-once delivery: each job message arrives twice; the outcome is the same."""
     dyn.control.seed(counts=ORG, seed=32, **CLEAN)
     async with sync_harness(azurite, dyn, mkto) as sync:
-        sync.runtime.engine.options = EngineOptions(page_size=9)
+        sync.tune(page_size=9)
         original_send = sync.runtime.queue._send
 
-        def send_twice(body: str) -> None:
-            original_send(body)
-            original_send(body)
+        def send_twice(body: str, delay: timedelta | None) -> None:
+            original_send(body, delay)
+            original_send(body, delay)
 
         sync.runtime.queue._send = send_twice  # type: ignore[method-assign]
         await sync.tick()
@@ -136,9 +137,9 @@ async def test_replaying_every_message_again_leaves_the_same_state(
         sent: list[str] = []
         original_send = sync.runtime.queue._send
 
-        def record(body: str) -> None:
+        def record(body: str, delay: timedelta | None) -> None:
             sent.append(body)
-            original_send(body)
+            original_send(body, delay)
 
         sync.runtime.queue._send = record  # type: ignore[method-assign]
         await settle(sync)
@@ -158,7 +159,7 @@ async def test_an_expired_delta_token_mid_run_falls_back_to_a_full_resync(
     dyn.control.seed(counts=ORG, seed=34, **CLEAN)
     async with sync_harness(azurite, dyn, mkto) as sync:
         await settle(sync)
-        sync.runtime.engine.options = EngineOptions(page_size=4)
+        sync.tune(page_size=4)
         api = sync.runtime.dynamics
         contacts = [
             c for c in dyn.control.records("contact") if c.get("new_synctomkto") is not False
@@ -285,13 +286,13 @@ async def test_marketo_daily_quota_stops_work_quietly_until_the_reset(
     """607 mid-run: no poison, nothing lost; runs stay off until the reset, then resume."""
     dyn.control.seed(counts=ORG, seed=38, **CLEAN)
     async with sync_harness(azurite, dyn, mkto, fast_retries=True) as sync:
-        sync.runtime.engine.options = EngineOptions(page_size=7)
+        sync.tune(page_size=7)
         mkto.control.set_limits(daily_quota=8)  # the instance's whole daily quota
         await sync.tick()
         drained = await sync.drain()
         assert not drained.failures  # nothing for the queue to retry or poison
         assert drained.count(JobOutcome.QUOTA) >= 1
-        notes = [sync.watermark(e).status for e in sync.runtime.engine.config.order]
+        notes = [sync.watermark(e).status for e in sync.runtime.runner.config.order]
         assert any("daily API quota is used up" in n for n in notes)
         report = await sync.tick()
         assert report.enqueued == []

@@ -8,6 +8,7 @@ job until it is considered stale (15 minutes), and the initial sync waits that l
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 import pytest
 
@@ -16,7 +17,7 @@ from emulators.dynamics.runner import EmulatorHandle
 from emulators.marketo.runner import RunningMarketo
 from shared.jobs import SyncJob
 from shared.state.streams import StreamId
-from shared.sync.engine import JobOutcome
+from shared.sync.runner import JobOutcome
 from tests.integration.sync.harness import SyncHarness, sync_harness
 
 pytestmark = pytest.mark.integration
@@ -27,7 +28,7 @@ COUNTS = {"systemuser": 1, "team": 1, "account": 2, "contact": 3, "opportunity":
 def count_outcomes(sync: SyncHarness) -> list[JobOutcome]:
     """Record every job's outcome from now on."""
     outcomes: list[JobOutcome] = []
-    engine = sync.runtime.engine
+    engine = sync.runtime.runner
     run_job = engine.run_job
 
     async def recorded(job: SyncJob) -> JobOutcome:
@@ -43,8 +44,8 @@ Kick = Callable[[StreamId], Awaitable[None]]
 
 
 def engine_kick(sync: SyncHarness) -> Kick:
-    """The engine's start of a finished stream's dependents, sending their jobs at once."""
-    start = sync.runtime.engine._start_dependents
+    """The runner's start of a finished stream's dependents, sending their jobs at once."""
+    start = sync.runtime.runner.runs.start_dependents
 
     async def kick(stream: StreamId) -> None:
         for job in await start(stream):
@@ -57,11 +58,11 @@ def delay_kick(sync: SyncHarness, entity: str) -> tuple[list[StreamId], Kick]:
     """Hold back the dependents' start after ``entity``'s initial sync.
 
     Returns:
-        The held stream (once it is held) and the engine's own kick, to replay it with.
+        The held stream (once it is held) and the runner's own kick, to replay it with.
     """
-    engine = sync.runtime.engine
+    engine = sync.runtime.runner
     held: list[StreamId] = []
-    start = engine._start_dependents
+    start = engine.runs.start_dependents
 
     async def later(stream: StreamId) -> list[SyncJob]:
         if stream.entity == entity:
@@ -69,7 +70,7 @@ def delay_kick(sync: SyncHarness, entity: str) -> tuple[list[StreamId], Kick]:
             return []
         return await start(stream)
 
-    engine._start_dependents = later  # type: ignore[method-assign]
+    engine.runs.start_dependents = later  # type: ignore[method-assign]
     return held, engine_kick(sync)
 
 
@@ -78,8 +79,8 @@ def on_enqueue(sync: SyncHarness, hook: Callable[[SyncJob], Awaitable[None]]) ->
     queue = sync.runtime.queue
     enqueue = queue.enqueue
 
-    async def hooked(job: SyncJob) -> None:
-        await enqueue(job)
+    async def hooked(job: SyncJob, delay: timedelta | None = None) -> None:
+        await enqueue(job, delay)
         await hook(job)
 
     queue.enqueue = hooked  # type: ignore[method-assign]
@@ -92,15 +93,15 @@ async def test_a_timer_tick_between_commit_and_kick_starts_no_second_run(
     dyn.control.seed(counts=COUNTS, seed=51)
     async with sync_harness(azurite, dyn, mkto) as sync:
         outcomes = count_outcomes(sync)
-        engine = sync.runtime.engine
-        start = engine._start_dependents
+        engine = sync.runtime.runner
+        start = engine.runs.start_dependents
 
         async def tick_first(stream: StreamId) -> list[SyncJob]:
             if stream.entity == "opportunity":
                 await sync.tick()  # the timer fires between the commit and the kick
             return await start(stream)
 
-        engine._start_dependents = tick_first  # type: ignore[method-assign]
+        engine.runs.start_dependents = tick_first  # type: ignore[method-assign]
         await sync.sync_until_caught_up()
         assert JobOutcome.STALE not in outcomes
         assert sync.watermark("opportunity_customer").sequence >= 1

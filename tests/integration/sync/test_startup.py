@@ -63,8 +63,8 @@ async def test_the_default_mapping_needs_no_custom_entity_and_extends_adds_one(
     environ.pop("SYNC_MAPPING_FILE")
     runtime = await build_runtime(environ, table_prefix="tstartup3")
     try:
-        assert "new_project" not in runtime.engine.config.entity
-        assert runtime.engine.config.entity["contact"].sync_filter
+        assert "new_project" not in runtime.runner.config.entity
+        assert runtime.runner.config.entity["contact"].sync_filter
     finally:
         await runtime.aclose()
         runtime.store.drop_tables()

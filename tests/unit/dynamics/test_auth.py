@@ -9,7 +9,7 @@ from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 
 from shared.clock import ManualClock
 from shared.dynamics import auth
-from shared.dynamics.auth import BearerToken, TokenProvider, credential_factory
+from shared.dynamics.auth import BearerToken, EntraTokenProvider, credential_factory
 from shared.errors import AuthenticationError, TransientServiceError
 
 from .fakes import SECRET, FakeCredential, settings
@@ -21,7 +21,7 @@ async def test_token_is_cached_until_the_refresh_margin() -> None:
     """One fetch serves every call until `refresh_margin` before expiry; then a new one."""
     clock = ManualClock()
     credential = FakeCredential(clock, lifetime=3600)
-    provider = TokenProvider(credential, SCOPE, clock=clock, refresh_margin=300)
+    provider = EntraTokenProvider(credential, SCOPE, clock=clock, refresh_margin=300)
     assert await provider.token() == "token-1"
     clock.advance(3299)
     assert await provider.token() == "token-1"
@@ -41,7 +41,7 @@ async def test_refresh_after_401_rebuilds_the_credential_from_a_factory() -> Non
         built.append(FakeCredential(clock, prefix=f"cred{len(built) + 1}"))
         return built[-1]
 
-    provider = TokenProvider(factory, SCOPE, clock=clock)
+    provider = EntraTokenProvider(factory, SCOPE, clock=clock)
     first = await provider.token()
     assert first == "cred1-1"
     assert await provider.refresh(first) == "cred2-1"
@@ -53,7 +53,7 @@ async def test_refresh_is_skipped_when_another_caller_already_replaced_the_token
     """Two requests rejected with the same token cause one renewal, not two."""
     clock = ManualClock()
     credential = FakeCredential(clock)
-    provider = TokenProvider(credential, SCOPE, clock=clock)
+    provider = EntraTokenProvider(credential, SCOPE, clock=clock)
     old = await provider.token()
     assert await provider.refresh(old) == "token-2"
     assert await provider.refresh(old) == "token-2"
@@ -67,7 +67,7 @@ async def test_credential_rejection_becomes_authentication_error_without_details
     credential.error = ClientAuthenticationError(
         f"AADSTS7000215: Invalid client secret provided. invalid_client. echoed={SECRET}"
     )
-    provider = TokenProvider(credential, SCOPE, clock=clock, identity="client id c1")
+    provider = EntraTokenProvider(credential, SCOPE, clock=clock, identity="client id c1")
     with pytest.raises(AuthenticationError) as caught:
         await provider.token()
     text = str(caught.value)
@@ -85,14 +85,14 @@ async def test_unreachable_token_endpoint_is_transient() -> None:
     credential = FakeCredential(clock)
     credential.error = ServiceRequestError("connection refused")
     with pytest.raises(TransientServiceError, match="Could not reach the token endpoint"):
-        await TokenProvider(credential, SCOPE, clock=clock).token()
+        await EntraTokenProvider(credential, SCOPE, clock=clock).token()
 
 
 def test_token_reprs_hide_the_value() -> None:
     """Neither the token nor the provider shows the bearer value."""
     token = BearerToken("eyJ-secret-token", 1.0)
     assert "eyJ" not in repr(token)
-    provider = TokenProvider(FakeCredential(ManualClock()), SCOPE)
+    provider = EntraTokenProvider(FakeCredential(ManualClock()), SCOPE)
     assert "token" not in repr(provider).lower().replace("tokenprovider", "")
 
 

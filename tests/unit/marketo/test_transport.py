@@ -20,7 +20,7 @@ from shared.errors import (
     TransientServiceError,
 )
 from shared.marketo import Limits
-from shared.marketo.error_map import RESPONSE_CODES, Action, rule_for_code, rule_for_status
+from shared.marketo.error_mapping import RESPONSE_CODES, Action, rule_for_code, rule_for_status
 from shared.marketo.responses import Failure, Reply, classify
 from tests.unit.marketo.fakes import (
     CLIENT_ID,

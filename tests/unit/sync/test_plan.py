@@ -16,14 +16,14 @@ def test_unknown_records_are_created_known_ones_updated_by_their_marketo_id() ->
     plan = plan_page([sync("a"), sync("b", "new")], [], {"b": MappingView("42", digest="old")})
     assert [p.dynamics_id for p in plan.create] == ["a"]
     assert [(p.dynamics_id, m) for p, m in plan.update] == [("b", "42")]
-    assert plan.write_count == 2
+    assert plan.mark_deleted == [] and plan.unchanged == []
 
 
 def test_identical_payload_costs_no_call() -> None:
     """Same digest as last written → unchanged (echo and no-op suppression)."""
     plan = plan_page([sync("a", "same")], [], {"a": MappingView("1", digest="same")})
     assert [p.dynamics_id for p in plan.unchanged] == ["a"]
-    assert plan.write_count == 0
+    assert plan.create == [] and plan.update == [] and plan.mark_deleted == []
 
 
 def test_a_record_marked_deleted_is_written_again_when_it_reappears() -> None:
@@ -54,7 +54,7 @@ def test_filter_flip_to_no_is_remembered_once() -> None:
     plan = plan_page(out, [], mappings)
     assert plan.filtered == ["a"]
     assert sorted(plan.ignored) == ["b", "c"]
-    assert plan.write_count == 0
+    assert plan.create == [] and plan.update == [] and plan.mark_deleted == []
 
 
 def test_filter_flip_back_to_yes_syncs_again() -> None:

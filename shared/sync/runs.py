@@ -1,0 +1,168 @@
+"""Run transitions, in one place for the job runner and the scheduler.
+
+A stream's *run* is one pass of reading: opened by the timer (or by a dependency finishing its
+first copy, or by a resync), advanced page by page by jobs, closed by the last page. The rules:
+
+* **start unless running**: a run opens only if none is open, and the save is conditioned on
+  the ETag just read, so two starters racing (the timer and a finishing dependency) open one;
+* **dependencies**: an entity's first copy starts only when every entity it depends on is
+  incremental; the dependency that finishes last starts its waiting dependents at once;
+* **resync**: the one way back to a full read (an expired cursor, a re-link);
+* **activity** (:func:`run_activity`): whether an open run has a job working on it, or has gone
+  quiet because its job died (a killed worker, a lost continuation). A quiet run is *nudged*:
+  the scheduler sends a job for the step the run is at. Duplicates are harmless (the lease and
+  the step check turn them away), so a nudge never needs to know whether a job still exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from shared.clock import Clock
+from shared.errors import ConcurrencyConflict
+from shared.jobs import JobReason, SyncJob
+from shared.state.leases import Lease
+from shared.state.store import StateStore
+from shared.state.streams import StreamId
+from shared.state.watermarks import Phase, Watermark, start_run
+from shared.sync.blocking import blocking
+from shared.sync.order import dependents_of
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """Tuning shared by the runner, the scheduler and the pipelines; defaults are the limits."""
+
+    page_size: int = 5000
+    """Dataverse's maximum page (Microsoft Learn, "Page results": ``odata.maxpagesize``)."""
+    lease_duration: timedelta = timedelta(seconds=30)
+    """A job's hold on its stream, renewed every third of itself while it runs: it lapses only
+    when the worker dies, and then soon, so the stream can be nudged within minutes."""
+    quiet_after: timedelta = timedelta(seconds=90)
+    """An open run with no live lease and no sign of life for this long gets a nudge. Longer
+    than Marketo's 90 s server-side write timeout counted from the last sign of life, so a
+    write a dead worker left in flight has been settled before the page is replayed."""
+    retry_batch: int = 500
+    """Most earlier failures retried per job."""
+
+
+class RunActivity(StrEnum):
+    """What the scheduler sees of a stream's run."""
+
+    IDLE = "idle"
+    """No run is open: start one."""
+    RUNNING = "running"
+    """A job holds the stream, or one is due soon (just queued, or waiting out a retry)."""
+    QUIET = "quiet"
+    """Open, but nothing has happened for too long: its job is gone; nudge it."""
+
+
+def run_activity(
+    mark: Watermark, lease: Lease | None, now: datetime, options: SyncOptions
+) -> RunActivity:
+    """Classify a stream's run (pure; see the module docstring)."""
+    if not mark.run_open:
+        return RunActivity.IDLE
+    if lease is not None and not lease.is_expired(now):
+        return RunActivity.RUNNING
+    signs = [t for t in (mark.updated_at, mark.last_run_at) if t is not None]
+    if lease is not None:
+        signs.append(lease.renewed_at or lease.acquired_at)
+    if not signs or now - max(signs) >= options.quiet_after:
+        return RunActivity.QUIET
+    return RunActivity.RUNNING
+
+
+def dependencies_done(
+    entity: str, depends: Mapping[str, tuple[str, ...]], marks: Mapping[str, Watermark]
+) -> bool:
+    """Whether every entity ``entity`` depends on has finished its first copy."""
+    return all(marks[d].phase is Phase.INCREMENTAL for d in depends.get(entity, ()))
+
+
+def nudge_job(stream: StreamId, mark: Watermark) -> SyncJob:
+    """A job for the step an open run is at (sent when the run has gone quiet)."""
+    return SyncJob(
+        instance_id=stream.instance_id,
+        entity=stream.entity,
+        direction=stream.direction,
+        reason=JobReason.CONTINUATION,
+        sequence=mark.sequence,
+        step=mark.step,
+    )
+
+
+class RunTransitions:
+    """The run rules over the watermark store."""
+
+    def __init__(
+        self, store: StateStore, clock: Clock, depends: Mapping[str, tuple[str, ...]]
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.depends = dict(depends)
+
+    async def start(self, mark: Watermark) -> Watermark | None:
+        """Open a run from ``mark`` as read; ``None`` if the row changed since (someone else
+        started or moved it) or a run is already open."""
+        if mark.run_open:
+            return None
+        try:
+            return await blocking(self.store.watermarks.save, start_run(mark, self.clock.now()))
+        except ConcurrencyConflict:
+            return None
+
+    async def start_unless_running(self, stream: StreamId) -> Watermark | None:
+        """Open a run of ``stream`` unless one is open (read, then a conditioned save)."""
+        return await self.start(await blocking(self.store.watermarks.get, stream))
+
+    async def dependencies_done(self, stream: StreamId) -> bool:
+        """Whether ``stream``'s dependencies (same instance and direction) are incremental."""
+        marks = {
+            dependency: await blocking(
+                self.store.watermarks.get,
+                StreamId(stream.instance_id, dependency, stream.direction),
+            )
+            for dependency in self.depends.get(stream.entity, ())
+        }
+        return dependencies_done(stream.entity, self.depends, marks)
+
+    async def start_dependents(self, stream: StreamId) -> list[SyncJob]:
+        """Runs for the entities that waited for ``stream``'s first copy: those still in their
+        initial phase, idle, and with every dependency done. Returns their first jobs."""
+        jobs = []
+        for dependent in dependents_of(stream.entity, self.depends):
+            target = StreamId(stream.instance_id, dependent, stream.direction)
+            mark = await blocking(self.store.watermarks.get, target)
+            if mark.phase is not Phase.INITIAL or mark.run_open:
+                continue
+            if not await self.dependencies_done(target):
+                continue
+            started = await self.start(mark)
+            if started is not None:
+                jobs.append(first_job(target, started, JobReason.CONTINUATION))
+        return jobs
+
+    async def resync(self, stream: StreamId, note: str, *, close: bool = False) -> Watermark:
+        """Start ``stream`` over with a full read; ``close`` leaves the run closed, for the next
+        tick to start in dependency order."""
+        restarted = await blocking(self.store.watermarks.reset, stream, status=note)
+        if not close:
+            return restarted
+        return await blocking(
+            self.store.watermarks.finish_run, stream, sequence=restarted.sequence, status=note
+        )
+
+
+def first_job(stream: StreamId, started: Watermark, reason: JobReason) -> SyncJob:
+    """The job for the first step of a run just opened."""
+    return SyncJob(
+        instance_id=stream.instance_id,
+        entity=stream.entity,
+        direction=stream.direction,
+        reason=reason,
+        sequence=started.sequence,
+    )
