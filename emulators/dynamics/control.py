@@ -362,6 +362,15 @@ def control_routes(emulator: Emulator) -> list[Route]:
         db.version_floor = db.current_version
         return _json({"version_floor": db.version_floor})
 
+    async def change_tracking(request: Request) -> Response:
+        env = env_of()
+        if request.method == "PUT":
+            moment = (await _body(request)).get("paged_token_moment")
+            if moment not in ("first_page", "last_page"):
+                raise ControlError(400, "paged_token_moment must be 'first_page' or 'last_page'")
+            env.paged_token_moment = moment
+        return _json({"paged_token_moment": env.paged_token_moment})
+
     async def environment_copy(request: Request) -> Response:
         return _json(copy_environment(emulator, await _body(request)))
 
@@ -444,6 +453,7 @@ def control_routes(emulator: Emulator) -> list[Route]:
         ("/_emulator/organization", organization, ["PATCH"]),
         ("/_emulator/clock", clock, ["GET", "POST"]),
         ("/_emulator/change-tracking/expire", expire_change_tracking, ["POST"]),
+        ("/_emulator/change-tracking", change_tracking, ["GET", "PUT"]),
         ("/_emulator/environment/copy", environment_copy, ["POST"]),
         ("/_emulator/faults", faults, ["GET", "POST", "DELETE"]),
         ("/_emulator/faults/release", release, ["POST"]),

@@ -30,6 +30,11 @@ class Environment:
         self.tables = config.build_tables()
         self.db = Database(self.tables)
         self._tracking_defaults = {n: t.change_tracking for n, t in self.tables.items()}
+        self.paged_token_moment = "first_page"
+        """Which moment the delta link at the end of a paged full read stands for. UNVERIFIED:
+        the docs do not say (see the README). ``first_page`` (default): changes made while
+        the later pages were read come back in the next delta; ``last_page``: they do not, so
+        a row read on page 1 and deleted before the last page is never reported deleted."""
         rng = random.Random(f"environment-{seed}")
         self.environment_id = new_guid(rng)
         self.organization_id = new_guid(rng)
