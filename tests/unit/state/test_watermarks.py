@@ -152,3 +152,22 @@ def test_fresh_copy_lasts_the_initial_phase_only() -> None:
     assert not from_entity(
         {k: v for k, v in to_entity(page2).items() if k != "fresh_copy"}
     ).fresh_copy
+
+
+def test_a_late_duplicate_of_an_earlier_step_cannot_commit() -> None:
+    """Defect 6: the run is right but the step is not; the older cursor must not win."""
+    wm = advance(_running(), sequence=1, step=0, cursor="page-2", counts=RunCounts(), now=T0)
+    with pytest.raises(StaleRunError, match="late duplicate"):
+        advance(wm, sequence=1, step=0, cursor="page-2-again", counts=RunCounts(), now=T0)
+    assert advance(wm, sequence=1, step=1, cursor="page-3", counts=RunCounts(), now=T0).step == 2
+
+
+def test_the_sweep_after_a_full_read_starts_in_the_same_write_as_its_last_page() -> None:
+    """Defect 2: the sweep is owed as surely as the cursor is committed: one save holds both."""
+    wm = reset(_running(), now=T0, status="expired")
+    done = advance(wm, sequence=wm.sequence, step=0, cursor="delta", counts=RunCounts(),
+                   now=T0, phase=Phase.INCREMENTAL, sweep="")  # fmt: skip
+    assert (done.cursor, done.sweep, done.phase, done.run_open) == (
+        "delta", "", Phase.INCREMENTAL, True)  # fmt: skip
+    assert from_entity(to_entity(done)).sweep == ""
+    assert done.resync  # still a resync until its sweep is over

@@ -1,0 +1,50 @@
+"""A run's activity as the scheduler sees it: idle, running, or quiet (its job died)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from shared.state.leases import Lease
+from shared.state.streams import StreamId
+from shared.state.watermarks import Watermark
+from shared.sync.runs import RunActivity, SyncOptions, run_activity
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+STREAM = StreamId("i", "contact", "d2m")
+OPTIONS = SyncOptions()
+
+
+def mark(*, open_: bool, updated: datetime | None = T0) -> Watermark:
+    return Watermark(STREAM, run_open=open_, updated_at=updated, last_run_at=T0)
+
+
+def lease(expires: datetime, renewed: datetime) -> Lease:
+    return Lease(STREAM, "w", "t", acquired_at=T0, expires_at=expires, renewed_at=renewed)
+
+
+def test_a_closed_run_is_idle() -> None:
+    assert run_activity(mark(open_=False), None, T0, OPTIONS) is RunActivity.IDLE
+
+
+def test_a_live_lease_means_running_however_old_the_watermark() -> None:
+    now = T0 + timedelta(hours=1)
+    live = lease(now + timedelta(seconds=5), now)
+    assert run_activity(mark(open_=True), live, now, OPTIONS) is RunActivity.RUNNING
+
+
+def test_an_open_run_goes_quiet_after_quiet_after_without_a_sign_of_life() -> None:
+    """Recovery: a killed worker's run is nudged within minutes, not after 15."""
+    just_before = T0 + OPTIONS.quiet_after - timedelta(seconds=1)
+    assert run_activity(mark(open_=True), None, just_before, OPTIONS) is RunActivity.RUNNING
+    at = T0 + OPTIONS.quiet_after
+    assert run_activity(mark(open_=True), None, at, OPTIONS) is RunActivity.QUIET
+
+
+def test_an_expired_lease_counts_from_its_last_renewal() -> None:
+    """A worker that renewed its lease 10 s ago and died is not quiet yet."""
+    renewed = T0 + timedelta(minutes=10)
+    dead = lease(renewed + OPTIONS.lease_duration, renewed)
+    soon = renewed + timedelta(seconds=40)
+    assert run_activity(mark(open_=True), dead, soon, OPTIONS) is RunActivity.RUNNING
+    later = renewed + OPTIONS.quiet_after
+    assert run_activity(mark(open_=True), dead, later, OPTIONS) is RunActivity.QUIET
