@@ -106,6 +106,11 @@ param syncSchedule string = '0 */1 * * * *'
 @maxValue(365)
 param syncErrorRetentionDays int = 30
 
+@description('Seconds an open run may show no sign of life (its worker died) before the timer sends it a new job (10-3600). Keep it above Marketo\'s 90 s write timeout.')
+@minValue(10)
+@maxValue(3600)
+param syncRecoverySeconds int = 90
+
 @description('Path (in the deployed app) of a field-mapping file replacing the shipped default. Empty: the default.')
 param syncMappingFile string = ''
 
@@ -269,6 +274,7 @@ var appSettings = union({
   // The sync.
   SYNC_SCHEDULE: syncSchedule
   SYNC_ERROR_RETENTION_DAYS: string(syncErrorRetentionDays)
+  SYNC_RECOVERY_SECONDS: string(syncRecoverySeconds)
   SYNC_INSTANCE_ID: syncInstanceId
 }, empty(dynamicsClientSecret) ? {} : {
   DYNAMICS_CLIENT_SECRET: dynamicsSecretSetting

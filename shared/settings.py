@@ -243,6 +243,14 @@ class SyncSettings(_Settings):
         alias="SYNC_ERROR_RETENTION_DAYS",
         description="days a resolved or abandoned sync error is kept (1-365)",
     )
+    recovery_seconds: int = Field(
+        default=90,
+        ge=10,
+        le=3600,
+        alias="SYNC_RECOVERY_SECONDS",
+        description="seconds an open run may show no sign of life before the timer sends it "
+        "a new job (10-3600; keep it above Marketo's 90 s write timeout)",
+    )
     mapping_file: str | None = Field(
         default=None,
         alias="SYNC_MAPPING_FILE",

@@ -138,7 +138,7 @@ async def build_runtime(
     queue = StorageJobQueue(connection, queue_name)
     reader = DataverseChangeReader(dynamics, clock)
     telemetry = telemetry or SyncTelemetry()
-    options = options or SyncOptions()
+    options = options or SyncOptions(quiet_after=timedelta(seconds=sync.recovery_seconds))
     d2m = DynamicsToMarketo(
         config=config,
         store=store,
