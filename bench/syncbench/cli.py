@@ -10,8 +10,10 @@ Phases (each flag below changes one):
    reach Marketo (:mod:`.latency`);
 4. stop the host; the same initial sync with ``--steady-contacts`` contacts on a fresh stack
    (several 20 s windows of Marketo calls);
-5. run the Dataverse emulator and governor benchmarks (:mod:`.others`);
-6. write ``bench/results/latest.json``, print the table, and put it in the README.
+5. kill -9 the host mid-run on a fresh stack, start another, and time how long the sync stands
+   still (:mod:`.recovery`, at the real defaults);
+6. run the Dataverse emulator and governor benchmarks (:mod:`.others`);
+7. write ``bench/results/latest.json``, print the table, and put it in the README.
 
 Exit status: 0 when the run completed (a missed target is reported, not an error: benchmarks
 are not tests), 1 with ``--strict`` when a target is missed, 2 when the run itself failed.
@@ -26,6 +28,7 @@ import sys
 import tempfile
 import time
 import traceback
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,7 @@ from bench.syncbench.initial import InitialResult, run_initial
 from bench.syncbench.latency import LatencyResult, run_latency
 from bench.syncbench.others import run_script
 from bench.syncbench.procstat import children_by_role
+from bench.syncbench.recovery import kill_and_recover
 from bench.syncbench.stack import SeedPlan, Stack, running_stack
 
 ENTITY_SETS = {
@@ -73,6 +77,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="N",
         help="also run an initial sync of N contacts on a fresh stack (more than one 20 s "
         "window of Marketo calls), without the latency phase; 0 skips it",
+    )
+    parser.add_argument(
+        "--recovery-contacts",
+        type=int,
+        default=6000,
+        metavar="N",
+        help="contacts of the kill -9 recovery phase (several Marketo batches, so the host "
+        "dies part-way through a page); 0 skips it",
     )
     parser.add_argument("--skip-emulator-bench", action="store_true")
     parser.add_argument("--skip-governor-bench", action="store_true")
@@ -232,6 +244,21 @@ def run_scenario(
     return found
 
 
+def run_recovery(plan: SeedPlan) -> dict[str, Any]:
+    """Phase 5: the kill -9 scenario at the app's default settings."""
+    with (
+        tempfile.TemporaryDirectory(prefix="dmsync-bench-") as folder,
+        running_stack(plan) as stack,
+    ):
+        result = kill_and_recover(stack, Path(folder), LOG_DIR)
+        return {
+            "contacts": plan.contacts,
+            "settings": "SYNC_SCHEDULE every minute, SYNC_RECOVERY_SECONDS 90 (defaults)",
+            **asdict(result),
+            "eligible_contacts": stack.eligible["contact"],
+        }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every phase; returns the assembled (unfinished) result."""
     plan = seed_plan(args, args.contacts)
@@ -265,6 +292,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             log_name="host-steady.log.tmp",
         )
         result["steady_state"] = steady["initial_sync"]
+    if args.recovery_contacts:
+        print("recovery after kill -9 ...", flush=True)
+        result["recovery_after_kill"] = run_recovery(seed_plan(args, args.recovery_contacts))
+        print(f"recovery: {result['recovery_after_kill']}", flush=True)
     if not args.skip_emulator_bench:
         print("Dataverse emulator benchmark ...", flush=True)
         result["dynamics_emulator_bench"] = run_script("dynamics_emulator_bench.py")

@@ -90,7 +90,7 @@ def kill_and_recover(
     """
     store = _store(stack)
     app = stack.app_settings(**settings)
-    first = HostProcess(app, workdir, log_dir / "recovery-before-kill.log")
+    first = HostProcess(app, workdir, log_dir / "recovery-before-kill.log.tmp")
     try:
         lease_of = StreamId("default", "contact", Direction.DYNAMICS_TO_MARKETO)
         _wait(
@@ -107,12 +107,14 @@ def kill_and_recover(
         first.stop(timeout=5)  # only closes its log if it is dead already
     restarted = datetime.now(UTC)
     started = time.monotonic()
-    second = HostProcess(app, workdir, log_dir / "recovery-after-restart.log")
+    second = HostProcess(app, workdir, log_dir / "recovery-after-restart.log.tmp")
     try:
         _wait(
             "the contact stream's next committed page",
-            lambda: _mark(store, "contact").step > before.step
-            or _mark(store, "contact").sequence > before.sequence,
+            lambda: (
+                _mark(store, "contact").step > before.step
+                or _mark(store, "contact").sequence > before.sequence
+            ),
             timeout,
             second,
         )

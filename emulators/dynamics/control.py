@@ -365,11 +365,11 @@ def control_routes(emulator: Emulator) -> list[Route]:
     async def change_tracking(request: Request) -> Response:
         env = env_of()
         if request.method == "PUT":
-            moment = (await _body(request)).get("paged_token_moment")
+            moment = (await _body(request)).get("delta_link_moment")
             if moment not in ("first_page", "last_page"):
-                raise ControlError(400, "paged_token_moment must be 'first_page' or 'last_page'")
-            env.paged_token_moment = moment
-        return _json({"paged_token_moment": env.paged_token_moment})
+                raise ControlError(400, "delta_link_moment must be 'first_page' or 'last_page'")
+            env.delta_link_moment = moment
+        return _json({"delta_link_moment": env.delta_link_moment})
 
     async def environment_copy(request: Request) -> Response:
         return _json(copy_environment(emulator, await _body(request)))

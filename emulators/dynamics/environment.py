@@ -30,7 +30,7 @@ class Environment:
         self.tables = config.build_tables()
         self.db = Database(self.tables)
         self._tracking_defaults = {n: t.change_tracking for n, t in self.tables.items()}
-        self.paged_token_moment = "first_page"
+        self.delta_link_moment = "first_page"
         """Which moment the delta link at the end of a paged full read stands for. UNVERIFIED:
         the docs do not say (see the README). ``first_page`` (default): changes made while
         the later pages were read come back in the next delta; ``last_page``: they do not, so

@@ -381,7 +381,7 @@ class QueryReader:
             snapshot = _snapshot_from(cookie)
         records, more = self._pk_page(None, cookie, size)
         next_cookie = None
-        if not (more and records) and self.env.paged_token_moment == "last_page":
+        if not (more and records) and self.env.delta_link_moment == "last_page":
             snapshot = DeltaToken(self.env.db.current_version, now)  # the unfavourable reading
         if more and records:
             next_cookie = PagingCookie(

@@ -151,10 +151,10 @@ class ControlClient:
         """Make every delta token issued so far answer ExpiredVersionStamp."""
         self._call("POST", "/change-tracking/expire")
 
-    def set_paged_token_moment(self, moment: str) -> None:
+    def set_delta_link_moment(self, moment: str) -> None:
         """``first_page`` or ``last_page``: which moment a paged full read's delta link stands
         for (undocumented by Dataverse; the emulator serves both)."""
-        self._call("PUT", "/change-tracking", {"paged_token_moment": moment})
+        self._call("PUT", "/change-tracking", {"delta_link_moment": moment})
 
     def copy_environment(
         self,

@@ -21,11 +21,14 @@ from shared.sync.d2m.reader import DataverseChangeReader
 from shared.sync.d2m.records import RecordWrites
 from shared.sync.d2m.transformers import TransformerCache
 from shared.sync.d2m.writer import MarketoRecordWriter
+from shared.sync.id_sets import GuidSet
 from shared.sync.pipeline import PageCounts, PageResult, SourceRecord, SweepResult, WriteGuard
 from shared.sync.runs import SyncOptions
 
-SWEEP_CHUNK = 1000
-"""Mapped ids checked per sweep job (the client asks Dynamics 100 ids to a request)."""
+SWEEP_CHUNK = 5000
+"""Mapped ids checked per sweep job (five pages of the mapping table)."""
+LIVE_IDS_TTL = 600.0
+"""Seconds a sweep's set of live ids is reused by its later steps in this process."""
 
 
 class DynamicsToMarketo:
@@ -51,6 +54,7 @@ class DynamicsToMarketo:
         self.options = options or SyncOptions()
         self.transformers = TransformerCache(config, reader, clock)
         self.records = RecordWrites(config, store, reader, writer, self.transformers, clock)
+        self._live: dict[tuple[StreamId, int], tuple[float, GuidSet]] = {}
 
     def writes_blocked_until(self) -> datetime | None:
         return self.writer.blocked_until()
@@ -82,12 +86,13 @@ class DynamicsToMarketo:
     async def run_sweep(
         self, stream: StreamId, watermark: Watermark, guard: WriteGuard, counts: PageCounts
     ) -> SweepResult:
-        """A full read cannot show a record deleted while it ran (or between a replayed first
-        page's attempts), so the mapped records are looked up in Dynamics, :data:`SWEEP_CHUNK`
-        per job; the ones that are gone get the "deleted in Dynamics" mark. The position is kept
-        in the watermark, so a crash resumes the sweep rather than restarting it."""
+        """A full read cannot show a record deleted while it ran (which moment a paged read's
+        delta link stands for is undocumented; a replayed first page starts a new read), so
+        after it the mapped records are compared with the ids the table holds now: one read of
+        the key alone, 5,000 ids a request, kept for the sweep's later steps. Each step checks
+        :data:`SWEEP_CHUNK` mappings and marks those gone; the position is kept in the
+        watermark, so a crash resumes the sweep rather than restarting it."""
         assert watermark.sweep is not None
-        spec = self.config.entity[stream.entity]
         mappings, position = await blocking(
             self.store.mappings.list_entity_page,
             stream.instance_id,
@@ -96,11 +101,26 @@ class DynamicsToMarketo:
             SWEEP_CHUNK,
         )
         live = [m.dynamics_id for m in mappings if not m.deleted_in_dynamics]
-        present = await self.reader.exists(spec, live) if live else {}
-        gone = [i for i in live if i.lower() not in present]
+        gone: list[str] = []
+        if live:
+            present = await self._live_ids(stream, watermark.sequence)
+            gone = [i for i in live if i not in present]
         if gone:
             await self.records.sync(stream, [], gone, counts, guard)
         return SweepResult(position, gone=len(gone))
+
+    async def _live_ids(self, stream: StreamId, sequence: int) -> GuidSet:
+        """The table's ids, read once per sweep (per process); the snapshot is taken after the
+        read's delta link, so a delete after it comes with the next delta instead."""
+        key = (stream, sequence)
+        now = self.clock.monotonic()
+        cached = self._live.get(key)
+        if cached is not None and now - cached[0] < LIVE_IDS_TTL:
+            return cached[1]
+        ids = await self.reader.live_ids(self.config.entity[stream.entity])
+        self._live = {k: v for k, v in self._live.items() if now - v[0] < LIVE_IDS_TTL}
+        self._live[key] = (now, ids)
+        return ids
 
     async def _due_for_retry(self, stream: StreamId) -> tuple[list[SourceRecord], list[str]]:
         """The records due for another try, and the due ids gone from Dynamics.

@@ -23,6 +23,7 @@ from shared.dynamics.models import ChangedRecord, TableRef
 from shared.errors import FatalError
 from shared.state.mappings import normalize_dynamics_id
 from shared.sync.config import SYNC_FILTER_COLUMN, EntitySpec
+from shared.sync.id_sets import GuidSet
 from shared.sync.identity import SourceIdentity
 from shared.sync.pipeline import ChangeBatch, SourceRecord
 from shared.sync.transform import sync_filter_allows
@@ -116,6 +117,15 @@ class DataverseChangeReader:
 
     async def count(self, spec: EntitySpec) -> int:
         return (await self.client.count(table_ref(spec))).value
+
+    async def live_ids(self, spec: EntitySpec) -> GuidSet:
+        """Every id the table holds now: a plain paged read of the key alone (5,000 a page)."""
+        ids: list[str] = []
+        async for page in self.client.iter_pages(
+            table_ref(spec), [spec.primary_key], track_changes=False
+        ):
+            ids.extend(record.id for record in page.records)
+        return GuidSet(ids)
 
     async def all_rows(self, spec: EntitySpec) -> list[dict[str, Any]]:
         """Every current row of the table (plain paged reads, no change tracking)."""

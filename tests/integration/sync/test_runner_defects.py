@@ -196,7 +196,7 @@ async def test_a_delete_while_the_initial_copy_pages_is_found_by_the_sweep(
     page is in no delta. The sweep after the read marks it."""
     dyn.control.seed(counts={"systemuser": 1, "team": 1, "account": 2, "contact": 12}, seed=76,
                      **CLEAN)  # fmt: skip
-    dyn.control.set_paged_token_moment("last_page")
+    dyn.control.set_delta_link_moment("last_page")
     async with sync_harness(azurite, dyn, mkto) as sync:
         sync.tune(page_size=5)
         first_page = sorted(c["contactid"] for c in dyn.control.records("contact"))[0]
