@@ -52,7 +52,7 @@ from shared.sync.config import SyncConfig
 from shared.sync.job_queue import JobQueue
 from shared.sync.lease_keeper import LeaseKeeper
 from shared.sync.pipeline import PageCounts, Pipeline
-from shared.sync.runs import RunTransitions, SyncOptions
+from shared.sync.runs import RunTransitions, SyncOptions, job_context, status_note, sweep_note
 from shared.telemetry.metrics import SyncTelemetry
 from shared.telemetry.names import JobEnding, RecordTally
 
@@ -150,12 +150,7 @@ class JobRunner:
                 f"does not run (it runs {', '.join(d.value for d in self.pipelines) or 'none'})"
             )
         stream = StreamId(job.instance_id, job.entity, job.direction)
-        context = {
-            "instance": job.instance_id,
-            "entity": job.entity,
-            "direction": job.direction.value,
-            "job_id": job.job_id,
-        }
+        context = job_context(job)
         if job.entity not in self.config.entity:
             log.warning("entity %s is not in the mapping; job dropped", job.entity, extra=context)
             return JobOutcome.INACTIVE
@@ -379,35 +374,3 @@ class JobRunner:
             return JobOutcome.CAUGHT_UP
         followups.append(job.continuation(swept.sequence, swept.step))
         return JobOutcome.ADVANCED
-
-
-def job_context(job: SyncJob) -> dict[str, str]:
-    """The structured log fields of a job (as :mod:`shared.telemetry.logs` expects)."""
-    return {
-        "instance": job.instance_id,
-        "entity": job.entity,
-        "direction": job.direction.value,
-        "job_id": job.job_id,
-    }
-
-
-def status_note(watermark: Watermark, *, more: bool, sweep: bool) -> str:
-    """The operator's note after a committed page."""
-    if watermark.phase is Phase.INITIAL:
-        if more:
-            return f"{_read_kind(watermark)} in progress"
-        if sweep:
-            return f"{_read_kind(watermark)} read; checking for records deleted meanwhile"
-        return f"{_read_kind(watermark)} complete"
-    return "catching up" if more else "up to date"
-
-
-def sweep_note(watermark: Watermark, done: bool) -> str:
-    """The operator's note after a sweep step."""
-    if not done:
-        return f"{_read_kind(watermark)} read; checking for records deleted meanwhile"
-    return f"{_read_kind(watermark)} complete, deletes made meanwhile marked; up to date"
-
-
-def _read_kind(watermark: Watermark) -> str:
-    return "full resync (the delta token had expired)" if watermark.resync else "initial sync"

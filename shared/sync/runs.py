@@ -166,3 +166,35 @@ def first_job(stream: StreamId, started: Watermark, reason: JobReason) -> SyncJo
         reason=reason,
         sequence=started.sequence,
     )
+
+
+def job_context(job: SyncJob) -> dict[str, str]:
+    """The structured log fields of a job (as :mod:`shared.telemetry.logs` expects)."""
+    return {
+        "instance": job.instance_id,
+        "entity": job.entity,
+        "direction": job.direction.value,
+        "job_id": job.job_id,
+    }
+
+
+def status_note(watermark: Watermark, *, more: bool, sweep: bool) -> str:
+    """The operator's note after a committed page."""
+    if watermark.phase is Phase.INITIAL:
+        if more:
+            return f"{_read_kind(watermark)} in progress"
+        if sweep:
+            return f"{_read_kind(watermark)} read; checking for records deleted meanwhile"
+        return f"{_read_kind(watermark)} complete"
+    return "catching up" if more else "up to date"
+
+
+def sweep_note(watermark: Watermark, done: bool) -> str:
+    """The operator's note after a sweep step."""
+    if not done:
+        return f"{_read_kind(watermark)} read; checking for records deleted meanwhile"
+    return f"{_read_kind(watermark)} complete, deletes made meanwhile marked; up to date"
+
+
+def _read_kind(watermark: Watermark) -> str:
+    return "full resync (the delta token had expired)" if watermark.resync else "initial sync"
