@@ -199,12 +199,6 @@ def match_results(
 # --- sending ----------------------------------------------------------------------------------
 
 
-def _flatten(items: Sequence[BatchItem]) -> list[BatchOperation]:
-    return [
-        op for item in items for op in (item.operations if isinstance(item, ChangeSet) else (item,))
-    ]
-
-
 def _is_batch_failure(response: httpx.Response) -> bool:
     """A stop-on-error batch answers 400 with a multipart body: results, not a plain error."""
     return response.status_code == 400 and response.headers.get(

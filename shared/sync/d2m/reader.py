@@ -154,10 +154,6 @@ class DataverseChangeReader:
         self._tables[cache_key] = (now, found)
         return found
 
-    def reference_tables_read_at(self) -> dict[str, float]:
-        """When each cached lookup table was read (monotonic seconds), for tests and status."""
-        return {entity_set: at for (entity_set, _, _), (at, _) in self._tables.items()}
-
     async def identity(self) -> SourceIdentity:
         """Who and where the Dynamics side is (its organization and application user)."""
         who = await self.client.whoami()
