@@ -197,4 +197,4 @@ def sweep_note(watermark: Watermark, done: bool) -> str:
 
 
 def _read_kind(watermark: Watermark) -> str:
-    return "full resync (the delta token had expired)" if watermark.resync else "initial sync"
+    return "full resync (the change token had expired)" if watermark.resync else "initial sync"

@@ -183,7 +183,7 @@ async def test_an_expired_delta_token_mid_run_falls_back_to_a_full_resync(
         drained = await sync.drain()
         # The expiry hits every table's token: each stream still to read falls back on its own.
         assert drained.count(JobOutcome.RESYNC) >= 1
-        assert "delta token had expired" in sync.watermark("contact").status
+        assert "change token had expired" in sync.watermark("contact").status
         await settle(sync)
         mark = sync.watermark("contact")
         assert (mark.phase, mark.resync) == (Phase.INCREMENTAL, False)
