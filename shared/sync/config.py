@@ -42,12 +42,25 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+ConflictRuleName = Literal[
+    "dynamics_wins", "marketo_wins", "dynamics_unless_blank", "marketo_unless_blank", "latest_wins"
+]
+"""The conflict rules (:class:`shared.sync.conflicts.ConflictRule`); any other name is refused."""
+FieldDirection = Literal["both", "to_marketo", "to_dynamics"]
+"""Which way a field's values flow."""
+
+
 class FieldSpec(_Strict):
-    """One Dynamics column → one Marketo field, with an optional value translation."""
+    """One Dynamics column ↔ one Marketo field, with an optional value translation."""
 
     to: str = Field(min_length=1)
     values: dict[str, str | int | float | bool | None] | None = None
     """Maps the Dynamics value (as text, e.g. option-set numbers ``"0"``) to the Marketo value."""
+    direction: FieldDirection | None = None
+    """``both``, ``to_marketo`` or ``to_dynamics`` (Marketo's own fields written back, e.g. a
+    score). Unset: ``both`` for an entity that syncs both ways, else ``to_marketo``."""
+    conflict: ConflictRuleName | None = None
+    """This field's conflict rule, overriding the entity's."""
 
 
 class LinkSpec(_Strict):
@@ -109,7 +122,7 @@ class EntitySpec(_Strict):
     lookups: dict[str, LookupSpec] = Field(default_factory=dict)
     constants: dict[str, str | int | bool] = Field(default_factory=dict)
     """Marketo fields set to a fixed value on every record."""
-    conflicts: Literal["dynamics_wins", "marketo_wins"] = "dynamics_wins"
+    conflicts: ConflictRuleName = "dynamics_wins"
     """Who wins a field changed on both sides since the last sync (design: Marketo for leads,
     Dynamics for contacts and every one-way entity). Only changed fields are ever sent, so a
     field changed in Marketo alone is never overwritten by an unrelated Dynamics change."""
@@ -122,6 +135,14 @@ class EntitySpec(_Strict):
             raise ValueError("person_type applies only to target lead")
         if self.key_field is None and self.target is not TargetKind.OPPORTUNITY_ROLE:
             raise ValueError("key_field is required (all targets but opportunity_role)")
+        if self.two_way and self.person_type is None:
+            raise ValueError("two_way applies only to persons (leads and contacts)")
+        for column, spec in self.field_specs().items():
+            if not self.two_way and spec.direction in ("both", "to_dynamics"):
+                raise ValueError(
+                    f"field {column}: direction {spec.direction} needs two_way = true "
+                    "(only leads and contacts sync back to Dynamics)"
+                )
         return self
 
     @property
@@ -133,12 +154,40 @@ class EntitySpec(_Strict):
         """
         return self.target in (TargetKind.LEAD, TargetKind.OPPORTUNITY_ROLE)
 
+    two_way: bool = False
+    """Marketo changes of this entity's fields flow back to Dynamics (persons only)."""
+
     def field_specs(self) -> dict[str, FieldSpec]:
         """Every mapped column with its spec (plain strings expanded)."""
         return {
             column: spec if isinstance(spec, FieldSpec) else FieldSpec(to=spec)
             for column, spec in self.fields.items()
         }
+
+    def direction_of(self, spec: FieldSpec) -> FieldDirection:
+        """A field's effective direction."""
+        if spec.direction is not None:
+            return spec.direction
+        return "both" if self.two_way else "to_marketo"
+
+    def fields_to_marketo(self) -> dict[str, FieldSpec]:
+        """The mapped columns whose values Dynamics → Marketo writes."""
+        return {
+            c: f for c, f in self.field_specs().items() if self.direction_of(f) != "to_dynamics"
+        }
+
+    def fields_to_dynamics(self) -> dict[str, FieldSpec]:
+        """The mapped columns Marketo → Dynamics writes (empty for a one-way entity)."""
+        if not self.two_way:
+            return {}
+        return {c: f for c, f in self.field_specs().items() if self.direction_of(f) != "to_marketo"}
+
+    def conflict_rule(self, marketo_field: str) -> ConflictRuleName:
+        """The rule for a Marketo field: the field's own, else the entity's."""
+        for spec in self.field_specs().values():
+            if spec.to == marketo_field and spec.conflict is not None:
+                return spec.conflict
+        return self.conflicts
 
     def marketo_fields(self) -> set[str]:
         """Every Marketo field this entity writes."""
@@ -159,6 +208,9 @@ class EntitySpec(_Strict):
         columns.extend(self.where)
         if self.sync_filter:
             columns.append(SYNC_FILTER_COLUMN)
+        rules = {self.conflicts, *(f.conflict for f in self.field_specs().values())}
+        if "latest_wins" in rules:
+            columns.append("modifiedon")  # each side's change time decides
         return tuple(dict.fromkeys(columns))
 
 

@@ -6,19 +6,26 @@ source value changed since that write, so a field edited on the target side alon
 unrelated source change.
 
 A field is *contested* when its source value changed and the target no longer holds what was
-written (someone changed it there too). The entity's rule decides:
+written (someone changed it there too). The field's rule (or its entity's) decides which side's
+value stands (:func:`winner`):
 
-* ``dynamics_wins``: the Dynamics value is written whatever the other side did;
-* ``marketo_wins``: the Marketo value stays (the field is not sent, and its memory keeps the
-  old fingerprint so the next Dynamics change of it is still recognised).
+* ``dynamics_wins`` / ``marketo_wins``: that side, whatever the other did;
+* ``dynamics_unless_blank`` / ``marketo_unless_blank``: that side, unless its value is blank
+  (``None`` or only spaces) and the other's is not;
+* ``latest_wins``: the side that changed the record last (each side's own change time); when
+  only one time is known, that side; when neither is, or they are equal, Dynamics (the system
+  of record for the people it owns).
 
-Which of the two is the *source* depends on the direction; :func:`target_wins` resolves it.
+When the target wins, the field is not sent and its memory keeps the old fingerprint, so the
+next source change of it is still recognised. Which side is the *source* depends on the
+direction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -31,14 +38,81 @@ class ConflictRule(StrEnum):
 
     DYNAMICS_WINS = "dynamics_wins"
     MARKETO_WINS = "marketo_wins"
+    DYNAMICS_UNLESS_BLANK = "dynamics_unless_blank"
+    MARKETO_UNLESS_BLANK = "marketo_unless_blank"
+    LATEST_WINS = "latest_wins"
+
+
+class Side(StrEnum):
+    """One of the two systems."""
+
+    DYNAMICS = "dynamics"
+    MARKETO = "marketo"
+
+
+@dataclass(frozen=True, slots=True)
+class SideValue:
+    """One side's value of a contested field, and when that side last changed the record."""
+
+    value: Any
+    changed_at: datetime | None = None
+
+
+def is_blank(value: Any) -> bool:
+    """``None``, or text of spaces only."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def winner(rule: ConflictRule | str, dynamics: SideValue, marketo: SideValue) -> Side:
+    """Whose value of a contested field stands (see the module docstring)."""
+    rule = ConflictRule(rule)
+    if rule is ConflictRule.DYNAMICS_WINS:
+        return Side.DYNAMICS
+    if rule is ConflictRule.MARKETO_WINS:
+        return Side.MARKETO
+    if rule is ConflictRule.DYNAMICS_UNLESS_BLANK:
+        blank = is_blank(dynamics.value) and not is_blank(marketo.value)
+        return Side.MARKETO if blank else Side.DYNAMICS
+    if rule is ConflictRule.MARKETO_UNLESS_BLANK:
+        blank = is_blank(marketo.value) and not is_blank(dynamics.value)
+        return Side.DYNAMICS if blank else Side.MARKETO
+    if marketo.changed_at is not None and (
+        dynamics.changed_at is None or marketo.changed_at > dynamics.changed_at
+    ):
+        return Side.MARKETO
+    return Side.DYNAMICS
+
+
+def source_of(direction: Direction) -> Side:
+    """The side a direction reads from."""
+    return Side.DYNAMICS if direction is Direction.DYNAMICS_TO_MARKETO else Side.MARKETO
+
+
+def source_always_wins(rule: ConflictRule | str, direction: Direction) -> bool:
+    """Whether ``rule`` lets the source win without looking at the target (no read needed)."""
+    always = {
+        Side.DYNAMICS: ConflictRule.DYNAMICS_WINS,
+        Side.MARKETO: ConflictRule.MARKETO_WINS,
+    }
+    return ConflictRule(rule) is always[source_of(direction)]
 
 
 def target_wins(rule: ConflictRule | str, direction: Direction) -> bool:
-    """Whether, writing in ``direction``, a contested field keeps the target's value."""
-    rule = ConflictRule(rule)
-    if direction is Direction.DYNAMICS_TO_MARKETO:
-        return rule is ConflictRule.MARKETO_WINS
-    return rule is ConflictRule.DYNAMICS_WINS
+    """Whether ``rule`` always keeps the target's value of a contested field."""
+    always = {
+        Side.DYNAMICS: ConflictRule.MARKETO_WINS,
+        Side.MARKETO: ConflictRule.DYNAMICS_WINS,
+    }
+    return ConflictRule(rule) is always[source_of(direction)]
+
+
+def target_keeps(
+    rule: ConflictRule | str, direction: Direction, source: SideValue, target: SideValue
+) -> bool:
+    """Whether a contested field keeps the target's value when writing in ``direction``."""
+    if source_of(direction) is Side.DYNAMICS:
+        return winner(rule, source, target) is Side.MARKETO
+    return winner(rule, target, source) is Side.DYNAMICS
 
 
 @dataclass(frozen=True, slots=True)

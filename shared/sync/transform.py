@@ -23,6 +23,9 @@ from shared.sync.config import (
     TargetKind,
 )
 
+MODIFIED_ON = "modifiedon"
+"""Dataverse's row change time, read for entities that use ``latest_wins``."""
+
 UNMARKABLE = frozenset({TargetKind.OPPORTUNITY_ROLE, TargetKind.SALES_PERSON})
 """Marketo objects without a "deleted in Dynamics" field: a delete leaves them as they are."""
 
@@ -65,6 +68,8 @@ class Prepared:
     """Optional links left out because their targets are not synced yet (re-sent later)."""
     digest: str = ""
     """A hash of ``payload``: equal digests mean an identical write (skip it)."""
+    changed_at: Any = None
+    """The row's ``modifiedon`` when it was read (for the ``latest_wins`` rule)."""
 
 
 def sync_filter_allows(row: Mapping[str, Any]) -> bool:
@@ -96,7 +101,7 @@ class RowTransformer:
         lookup_tables: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.spec: EntitySpec = config.entity[entity_name]
-        self._fields = tuple(self.spec.field_specs().items())
+        self._fields = tuple(self.spec.fields_to_marketo().items())
         self._plain = all(spec.values is None for _, spec in self._fields)
         self._lookups = tuple(self.spec.lookups.values())
         self._lookup_tables = {
@@ -161,6 +166,7 @@ class RowTransformer:
             payload=payload,
             pending_links=tuple(pending),
             digest=payload_digest(payload),
+            changed_at=row.get(MODIFIED_ON),
         )
 
     @staticmethod

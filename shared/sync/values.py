@@ -71,6 +71,19 @@ def _moment(text: str) -> str | None:
     return moment.replace(microsecond=0).isoformat()
 
 
+def parse_moment(value: Any) -> datetime | None:
+    """A timestamp (ISO 8601 text or a datetime) as an aware UTC datetime; else ``None``."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def _is_date(text: str) -> bool:
     return len(text) == 10 and _moment(text) == text
 

@@ -37,7 +37,15 @@ from shared.sync.apply import (
 )
 from shared.sync.blocking import blocking
 from shared.sync.config import EntitySpec, SyncConfig
-from shared.sync.conflicts import FieldPlan, contested, keep_target_values, plan_fields, target_wins
+from shared.sync.conflicts import (
+    FieldPlan,
+    SideValue,
+    contested,
+    keep_target_values,
+    plan_fields,
+    source_always_wins,
+    target_keeps,
+)
 from shared.sync.d2m.memory import persist
 from shared.sync.d2m.reader import DataverseChangeReader
 from shared.sync.d2m.transformers import TransformerCache
@@ -53,7 +61,10 @@ from shared.sync.pipeline import (
 )
 from shared.sync.plan import MappingView, Plan, plan_page
 from shared.sync.transform import Prepared
-from shared.sync.values import fingerprints
+from shared.sync.values import fingerprints, parse_moment
+
+UPDATED_AT = "updatedAt"
+"""Marketo's record-level change time (standard field of leads and objects), for latest_wins."""
 
 
 @dataclass
@@ -240,8 +251,9 @@ class RecordWrites:
         updates: Sequence[tuple[Prepared, str]],
         mappings: Mapping[str, IdMapping],
     ) -> list[tuple[Prepared, str, FieldPlan]]:
-        """Per update, the fields to send (see :mod:`shared.sync.conflicts`). Where Marketo wins
-        (leads), the changed fields' current Marketo values are read first: one read per 300."""
+        """Per update, the fields to send (see :mod:`shared.sync.conflicts`). Where a changed
+        field's rule does not always let Dynamics win (leads: Marketo wins), the changed fields'
+        current Marketo values are read first: one read per 300."""
         plans = []
         for item, marketo_id in updates:
             known = mappings.get(item.dynamics_id)
@@ -253,20 +265,34 @@ class RecordWrites:
             ):
                 memory = known.marketo_fields
             plans.append((item, marketo_id, plan_fields(item.payload, memory), memory))
-        if not target_wins(spec.conflicts, Direction.DYNAMICS_TO_MARKETO):
-            return [(item, marketo_id, fields) for item, marketo_id, fields, _ in plans]
+        d2m = Direction.DYNAMICS_TO_MARKETO
         asked = {
-            marketo_id: fields for _, marketo_id, fields, memory in plans if fields.send and memory
+            marketo_id: fields
+            for _, marketo_id, fields, memory in plans
+            if memory
+            and any(not source_always_wins(spec.conflict_rule(f), d2m) for f in fields.send)
         }
-        current = {}
-        if asked:
-            names = sorted(set().union(*(set(f.send) for f in asked.values())))
-            current = await self.writer.current(spec, list(asked), names)
+        if not asked:
+            return [(item, marketo_id, fields) for item, marketo_id, fields, _ in plans]
+        names = sorted(set().union(*(set(f.send) for f in asked.values())) | {UPDATED_AT})
+        current = await self.writer.current(spec, list(asked), names)
         settled = []
         for item, marketo_id, fields, memory in plans:
             now = current.get(marketo_id)
             if memory is not None and now is not None and marketo_id in asked:
-                fields = keep_target_values(fields, memory, contested(fields, memory, now))
+                dynamics_at = parse_moment(item.changed_at)
+                marketo_at = parse_moment(now.get(UPDATED_AT))
+                kept = [
+                    name
+                    for name in contested(fields, memory, now)
+                    if target_keeps(
+                        spec.conflict_rule(name),
+                        d2m,
+                        SideValue(fields.send[name], dynamics_at),
+                        SideValue(now.get(name), marketo_at),
+                    )
+                ]
+                fields = keep_target_values(fields, memory, kept)
             settled.append((item, marketo_id, fields))
         return settled
 
