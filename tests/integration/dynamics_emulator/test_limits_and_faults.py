@@ -47,7 +47,8 @@ def test_limits_are_on_by_default_at_the_documented_numbers(dyn: EmulatorHandle)
 
 
 def test_a_batch_counts_as_one_request(dyn: EmulatorHandle, api: httpx.Client) -> None:
-    """api-limits.md: batching avoids the number-of-requests limit."""
+    """Dataverse docs, "Service protection API limits": batching avoids the number-of-requests
+    limit."""
     dyn.control.set_limits(requests_per_window=2)
     boundary = "batch_x"
     part = (

@@ -226,6 +226,6 @@ async def test_every_mapped_field_arrives_with_its_literal_value(
             for r in mkto.control.records("opportunities/roles")
         )
         assert roles == [
-            (OPPORTUNITY, ada, "Potential Customer", True),  # the contact customer (A.8)
+            (OPPORTUNITY, ada, "Potential Customer", True),  # the contact customer
             (OPPORTUNITY, ada, "Technical Buyer", False),  # the stakeholder connection
         ]
