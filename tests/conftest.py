@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from emulators.azurite import AzuriteInstance, run_azurite
+from tests import hypothesis_profiles
+
+hypothesis_profiles.load(os.environ)
 
 
 @pytest.fixture(scope="session")

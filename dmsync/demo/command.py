@@ -39,6 +39,7 @@ from dmsync.demo.changes import Change, Observation, build_changes, pick_subject
 from dmsync.demo.observe import MarketoView, SyncStateView
 from dmsync.demo.output import DemoFailure, Narrator
 from dmsync.demo.processes import (
+    REPO_ROOT,
     SAMPLE_ORG_MAPPING,
     Services,
     app_settings,
@@ -46,7 +47,15 @@ from dmsync.demo.processes import (
     running_services,
 )
 from dmsync.demo.progress import wait_for_initial_sync
-from dmsync.demo.scenario import FILTERED_TABLES, SCALES, Scale, render_summary, seed, summarize
+from dmsync.demo.scenario import (
+    FILTERED_TABLES,
+    SCALES,
+    Scale,
+    changes_budget,
+    render_summary,
+    seed,
+    summarize,
+)
 from dmsync.reconcile_command import reconcile
 from shared.dynamics.client import DynamicsClient
 from shared.settings import DynamicsSettings, StorageSettings, load
@@ -234,8 +243,8 @@ class Demo:
                 asyncio.run(self._make(settings, changes))
 
                 self.narrator.stage("5/6 watch the changes arrive in Marketo")
-                watch(changes, seen, self.narrator, timeout=self.scale.changes_timeout,
-                      host_alive=alive)  # fmt: skip
+                budget = changes_budget(self.scale, REPO_ROOT / "host.json")
+                watch(changes, seen, self.narrator, timeout=budget, host_alive=alive)
                 self.say(latency_summary(changes, self.args.schedule))
             except DemoFailure:
                 exited = host.exit_code()

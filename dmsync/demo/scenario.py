@@ -10,11 +10,14 @@ surrounding spaces, non-Latin text), so the sync errors and the filter are part 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from dmsync.host.host_config import queue_options, read_host_json
 from emulators.dynamics.runner import EmulatorHandle
 
 EMAIL = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}$")
@@ -33,7 +36,8 @@ class Scale:
     initial_sync_timeout: float
     """Seconds the initial sync may take before the demo gives up (a multiple of its usual)."""
     changes_timeout: float
-    """Seconds the changes may take to arrive in Marketo."""
+    """Seconds the changes usually take at most to arrive in Marketo (timer ticks and jobs);
+    :func:`changes_budget` adds the queue's retry delay to it."""
 
 
 SCALES: dict[str, Scale] = {
@@ -72,6 +76,18 @@ SCALES: dict[str, Scale] = {
         changes_timeout=60,
     ),
 }
+
+
+def changes_budget(scale: Scale, host_json: Path) -> float:
+    """Seconds the demo waits for its changes: the scale's usual time plus one queue retry.
+
+    A job that fails once (a transient Marketo or storage error) comes back only after the
+    queue's ``visibilityTimeout`` (two minutes in the shipped host.json), so a budget shorter
+    than that would fail the demo on one transient error the sync itself recovers from.
+    """
+    options = queue_options(read_host_json(host_json), os.environ)
+    return scale.changes_timeout + options.visibility_timeout
+
 
 FILTERED_TABLES = ("account", "contact", "lead", "opportunity", "new_project")
 """Tables with the ``new_synctomkto`` column (emulator README "Tables")."""

@@ -14,7 +14,8 @@ from pydantic.fields import FieldInfo
 from shared.settings import ALL_SETTING_MODELS, setting_names
 from tests.infra.bicep_tree import decorators, object_entries, object_literals, referenced_name
 
-# Read by the Functions host and Python worker, not by shared.settings (reference §6, §10).
+# Read by the Functions host and Python worker, not by shared.settings (Functions docs:
+# identity-based connections; "Use OpenTelemetry with Azure Functions").
 PLATFORM_SETTINGS = {
     "APPLICATIONINSIGHTS_CONNECTION_STRING",  # where the worker's OpenTelemetry exporter sends
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",  # Entra auth for it (local auth is off)

@@ -25,8 +25,9 @@ from tests.infra.bicep_tree import (
 )
 from tests.infra.conftest import INFRA, REPO
 
-# Built-in role definition ids (reference §6; Key Vault Secrets User from the Azure built-in
-# roles list). Keyed by name so a wrong id in Bicep shows up as an unknown role.
+# Built-in role definition ids (Microsoft Learn, "Azure built-in roles", and the Functions docs
+# on identity-based connections). Keyed by name so a wrong id in Bicep shows up as an unknown
+# role.
 BUILT_IN_ROLES = {
     "Storage Blob Data Owner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
     "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
@@ -51,7 +52,8 @@ OPERATOR_ROLES = {
     ("Storage Table Data Reader", "storage"),
 }
 
-# App settings the Flex Consumption plan refuses (reference §5).
+# App settings the Flex Consumption plan refuses (Microsoft Learn, "App settings reference for Azure
+# Functions", Flex Consumption plan deprecations).
 FLEX_REFUSED_SETTINGS = {
     "FUNCTIONS_WORKER_RUNTIME",
     "FUNCTIONS_EXTENSION_VERSION",
@@ -181,7 +183,7 @@ def test_function_app_is_flex_consumption_python_311(trees: dict[str, dict[str, 
 
 
 def test_no_setting_flex_consumption_refuses(main_tree: dict[str, Any]) -> None:
-    """None of the settings reference §5 lists as refused on Flex, in app settings or code."""
+    """None of the settings the Flex Consumption docs list as refused, in app settings or code."""
     settings = object_entries(main_tree["variables"]["appSettings"]["value"])
     assert not FLEX_REFUSED_SETTINGS & set(settings)
     for path in bicep_files():
@@ -269,7 +271,7 @@ def test_queues_and_tables_are_declared_in_one_place(trees: dict[str, dict[str, 
         "dmsyncinstances",
     ]
     assert all(TABLE_NAME.match(t) for t in tables)
-    # 63-char queue limit minus "-poison" (reference §3).
+    # 63-char queue limit minus "-poison" (Microsoft Learn, "Naming Queues and Metadata").
     assert all(QUEUE_NAME.match(q) and 3 <= len(q) <= 63 for q in queues)
     assert len(SYNC_JOBS_QUEUE) <= 56
     storage = trees["infra/modules/storage.bicep"]["resources"]

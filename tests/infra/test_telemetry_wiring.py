@@ -1,4 +1,5 @@
-"""OpenTelemetry is wired the way reference §10 describes, so logs reach App Insights once."""
+"""OpenTelemetry is wired as "Use OpenTelemetry with Azure Functions"
+describes, so logs reach App Insights once."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ APP_SOURCES += sorted((REPO / "functions").rglob("*.py"))
 
 
 def test_host_runs_in_opentelemetry_mode() -> None:
-    """host.json telemetryMode is OpenTelemetry and the bundle is one Flex accepts (§5)."""
+    """host.json telemetryMode is OpenTelemetry and the bundle is one Flex accepts (Flex
+    Consumption plan docs)."""
     host = json.loads((REPO / "host.json").read_text(encoding="utf-8"))
     assert host["telemetryMode"] == "OpenTelemetry"
     assert host["version"] == "2.0"

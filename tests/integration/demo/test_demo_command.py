@@ -68,12 +68,19 @@ def marked_environment() -> tuple[str, dict[str, str]]:
     return value, {**os.environ, MARKER: value}
 
 
+DEMO_WORST_CASE = 90 + 60 + 120 + 90
+"""Seconds: the small scale's initial-sync budget, its changes' usual time plus one queue
+retry (host.json visibilityTimeout, ``dmsync.demo.scenario.changes_budget``), and set-up and
+reconciliation. A run usually takes well under a minute; this only bounds a stuck one."""
+
+
+@pytest.mark.timeout(DEMO_WORST_CASE + 60)
 def test_small_demo_syncs_changes_and_reconciles() -> None:
     """Exit 0, every change arrived, the reconciliation holds, nothing left running."""
     value, env = marked_environment()
     result = subprocess.run(
         [*DEMO, "--seed", "7"], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-        timeout=150, check=False,
+        timeout=DEMO_WORST_CASE, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     out = result.stdout

@@ -15,7 +15,8 @@ from .conftest import ODATA_HEADERS
 def test_real_client_secret_credential_gets_a_token_the_web_api_accepts(
     dyn: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """azure-identity's ClientSecretCredential works with the recipe from design.md."""
+    """azure-identity's ClientSecretCredential works with a local Entra-style endpoint
+    (the recipe in docs/vendor-facts.md)."""
     for name, value in dyn.azure_identity_env().items():
         monkeypatch.setenv(name, value)
     credential = ClientSecretCredential(

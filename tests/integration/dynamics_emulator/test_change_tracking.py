@@ -33,7 +33,7 @@ def _read_all(
         rows.extend(body["value"])
         next_url = body.get("@odata.nextLink")
         if next_url:
-            assert "@odata.deltaLink" not in body  # reference §1: only on the last page
+            assert "@odata.deltaLink" not in body  # only on the last page (change tracking docs)
         else:
             delta = body["@odata.deltaLink"]
     return rows, delta, pages
@@ -160,7 +160,8 @@ def test_token_older_than_expirechangetrackingindays_expires(
 
 
 def test_retention_follows_the_organization_column(dyn: EmulatorHandle, api: httpx.Client) -> None:
-    """expirechangetrackingindays is read at run time (reference §1)."""
+    """expirechangetrackingindays is read at run time (Dataverse docs, "Use change tracking to
+    synchronize data with external systems")."""
     _, delta, _ = _read_all(api, "leads")
     dyn.control.set_organization(expirechangetrackingindays=30)
     dyn.control.advance_clock(days=20)

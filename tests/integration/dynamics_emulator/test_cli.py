@@ -16,7 +16,8 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_cli_prints_one_line_serves_https_and_stops_on_sigterm(tmp_path: Path) -> None:
-    """The command's contract from design.md, with the documented default credentials."""
+    """The command's contract in the README (`dmsync emulator`), with the documented default
+    credentials."""
     process = subprocess.Popen(
         [sys.executable, "-m", "dmsync.cli", "emulator", "dynamics", "--port", "0",
          "--ca-dir", str(tmp_path), "--records", "3"],

@@ -40,7 +40,8 @@ def _names(response: httpx.Response) -> set[str]:
 def test_select_returns_chosen_columns_plus_primary_key_and_etag(
     dyn: EmulatorHandle, api: httpx.Client
 ) -> None:
-    """$select limits columns; the PK and @odata.etag are always there (reference §2)."""
+    """$select limits columns; the PK and @odata.etag are always there (Dataverse docs,
+    "Select columns using OData")."""
     _accounts(dyn)
     body = api.get("accounts", params={"$select": "name,accountnumber"}).json()
     assert body["@odata.context"].endswith("/$metadata#accounts(name,accountnumber)")
@@ -50,7 +51,8 @@ def test_select_returns_chosen_columns_plus_primary_key_and_etag(
 
 
 def test_money_column_brings_the_currency_lookup(dyn: EmulatorHandle, api: httpx.Client) -> None:
-    """Selecting a currency column adds _transactioncurrencyid_value (reference §2)."""
+    """Selecting a currency column adds _transactioncurrencyid_value (Dataverse docs,
+    "Select columns using OData")."""
     api.post("accounts", json={"name": "Money", "revenue": 12.5})
     row = api.get("accounts", params={"$select": "revenue"}).json()["value"][0]
     assert row["revenue"] == 12.5
@@ -137,7 +139,8 @@ def test_orderby_top_and_count(dyn: EmulatorHandle, api: httpx.Client) -> None:
 
 @pytest.mark.parametrize("option", ["$skip", "$search", "$format"])
 def test_unsupported_query_options_are_rejected(api: httpx.Client, option: str) -> None:
-    """$skip, $search and $format are not supported (reference §0)."""
+    """$skip, $search and $format are not supported (Dataverse docs, "Query data using the
+    Web API")."""
     response = api.get("accounts", params={option: "1"})
     assert response.status_code == 400
     assert option in response.json()["error"]["message"]
@@ -186,7 +189,8 @@ def test_paging_with_orderby_and_filter(dyn: EmulatorHandle, api: httpx.Client) 
 
 
 def test_maxpagesize_is_capped_at_5000(api: httpx.Client) -> None:
-    """You can't ask for more than 5,000 rows a page (reference §2)."""
+    """You can't ask for more than 5,000 rows a page (Dataverse docs, "Page results using
+    OData")."""
     response = api.get("accounts", headers={"Prefer": "odata.maxpagesize=9000"})
     assert response.headers["Preference-Applied"] == "odata.maxpagesize=5000"
 

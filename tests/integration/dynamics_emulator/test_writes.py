@@ -34,7 +34,8 @@ def test_create_returns_204_with_entity_id_and_sets_system_columns(
 
 
 def test_create_with_representation_returns_201_without_entity_id(api: httpx.Client) -> None:
-    """Prefer: return=representation gives 201, the row and no OData-EntityId (reference §3)."""
+    """Prefer: return=representation gives 201, the row and no OData-EntityId (Dataverse
+    docs, "Create a table row using the Web API")."""
     response = api.post(
         "accounts?$select=name",
         json={"name": "Rep"},

@@ -13,6 +13,7 @@ from dmsync.host.host_config import QueueOptions
 from dmsync.host.runtime import FunctionsHost
 from dmsync.host.storage_access import StorageAccess
 from dmsync.host.timer_status import MemoryScheduleStatusStore, ScheduleStatusStore
+from shared.clock import SYSTEM_CLOCK, Clock
 
 FAST = QueueOptions(max_polling_interval=0.2)
 """Default queue options, but idle polling capped at 200 ms so tests finish quickly."""
@@ -24,6 +25,7 @@ def azurite_host(
     environ: dict[str, str],
     options: QueueOptions = FAST,
     status_store: ScheduleStatusStore | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> FunctionsHost:
     """A host for ``app`` on Azurite (``environ`` resolves the app's %Setting% references)."""
     indexed = index_functions(app.get_functions(), environ, script=Path(__file__))
@@ -33,6 +35,7 @@ def azurite_host(
         status_store=status_store or MemoryScheduleStatusStore(),
         queue_options=options,
         thread_count=4,
+        clock=clock,
         idle_check_interval=0.05,
     )
 

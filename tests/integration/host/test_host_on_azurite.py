@@ -19,6 +19,7 @@ from dmsync.host.runtime import HostOutcome
 from dmsync.host.storage_access import StorageAccess
 from dmsync.host.timer_status import STATUS_TABLE, ScheduleStatus, TableScheduleStatusStore
 from emulators.azurite import AzuriteInstance
+from shared.clock import SYSTEM_CLOCK
 from shared.storage import StorageConnection
 from tests.integration.host.helpers import FAST, azurite_host, b64, raw_texts
 
@@ -88,6 +89,33 @@ async def test_redelivery_after_failure_waits_for_visibility_timeout(
     assert deliveries[1][1] - deliveries[0][1] >= 0.95  # a lower bound: never flaky
 
 
+class PollWatchingClock:
+    """The real clock, which also notes when a poll loop's pause that began with 4 messages
+    open has ended (the pause is created in the listener's own task, inside ``first_of``)."""
+
+    def __init__(self, in_flight: typing.Callable[[], int]) -> None:
+        self._in_flight = in_flight
+        self.paused_with_four_open = asyncio.Event()
+
+    def now(self) -> datetime:
+        return SYSTEM_CLOCK.now()
+
+    def monotonic(self) -> float:
+        return SYSTEM_CLOCK.monotonic()
+
+    def sleep(self, seconds: float) -> typing.Awaitable[None]:
+        task = asyncio.current_task()
+        polling = task is not None and task.get_name().startswith("queue:")
+        watched = polling and self._in_flight() >= 4
+
+        async def pause() -> None:
+            await SYSTEM_CLOCK.sleep(seconds)
+            if watched:
+                self.paused_with_four_open.set()
+
+        return pause()
+
+
 async def test_concurrency_stays_within_batch_size_plus_threshold(
     storage: StorageAccess, connection: StorageConnection, unique_name: str
 ) -> None:
@@ -110,8 +138,29 @@ async def test_concurrency_stays_within_batch_size_plus_threshold(
     queue.create_queue()
     for i in range(12):
         queue.send_message(f"m{i}")
+    # Every receive records how many messages the host held unfinished when it was made; a
+    # host that ignored the threshold would fetch while 4 are open, and the log shows it.
+    open_at_receive: list[int] = []
+    open_queue = storage.queue
+
+    def in_flight() -> int:
+        return sum(len(listener.in_flight_tasks()) for listener in host.queue_listeners)
+
+    def recording_queue(connection_name: str, queue_name: str) -> typing.Any:
+        backend = open_queue(connection_name, queue_name)
+        receive = backend.receive
+
+        async def counted(max_messages: int, visibility_timeout: int) -> typing.Any:
+            open_at_receive.append(in_flight())
+            return await receive(max_messages, visibility_timeout)
+
+        backend.receive = counted  # type: ignore[method-assign]
+        return backend
+
+    storage.queue = recording_queue  # type: ignore[method-assign]
+    clock = PollWatchingClock(in_flight)
     options = QueueOptions(batch_size=4, new_batch_threshold=2, max_polling_interval=0.2)
-    host = azurite_host(app, storage, {"JOBS": unique_name}, options)
+    host = azurite_host(app, storage, {"JOBS": unique_name}, options, clock=clock)
     run = asyncio.create_task(host.run(until_idle=True, max_seconds=30))
 
     async def wait_for(condition: typing.Callable[[], bool]) -> None:
@@ -122,7 +171,13 @@ async def test_concurrency_stays_within_batch_size_plus_threshold(
         raise AssertionError("condition not reached within 10 s")
 
     await wait_for(lambda: len(entered) == 4)
-    await asyncio.sleep(0.3)  # several poll intervals: a host ignoring the threshold would fetch
+    # The poll loop's pause after taking the four has ended, so the loop has decided whether
+    # to fetch again (an event, not a guess at how long that takes); a few turns of the event
+    # loop let a fetch it decided on reach the queue.
+    await asyncio.wait_for(clock.paused_with_four_open.wait(), timeout=30)
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert open_at_receive and max(open_at_receive) <= options.new_batch_threshold
     assert len(entered) == 4
     release.release()
     release.release()

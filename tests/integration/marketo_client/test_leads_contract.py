@@ -150,7 +150,8 @@ async def test_get_delete_and_describe(client: MarketoClient) -> None:
 
 async def test_request_level_1003_is_an_api_request_error(client: MarketoClient) -> None:
     """Asking for fields the instance does not have fails the whole call with 1003
-    ("Invalid fields [...]", the field-drift case of reference D): ApiRequestError, not retried."""
+    ("Invalid fields [...]", the field drift reported in airbytehq/airbyte#25064; see
+    docs/vendor-facts.md): ApiRequestError, not retried."""
     with pytest.raises(ApiRequestError) as raised:
         await client.leads.get_by_filter("email", ["a@example.com"], fields=["email", "site2"])
     assert raised.value.code == "1003"

@@ -13,8 +13,9 @@ pytestmark = pytest.mark.integration
 
 
 async def test_the_documented_sync_order_with_outcomes(client: MarketoClient) -> None:
-    """Sales person → company → lead → opportunity → role (reference A.10), each answered with
-    seq, status and id or marketoGUID."""
+    """Sales person → company → lead → opportunity → role (Adobe, "Marketo Sales Insight for
+    Non-Native MS Dynamics Integrations"), each answered with seq, status and id or
+    marketoGUID."""
     (person,) = await client.sales_persons.sync(
         [{"externalSalesPersonId": "u1", "email": "owner@example.com", "firstName": "O"}]
     )

@@ -31,7 +31,8 @@ def mkto(marketo_emulator: RunningMarketo) -> RunningMarketo:
 
 @pytest.fixture
 def token(mkto: RunningMarketo) -> str:
-    """An access token from ``GET /identity/oauth/token`` (authentication.md)."""
+    """An access token from ``GET /identity/oauth/token`` (Marketo developer docs,
+    "Authentication")."""
     response = httpx.get(f"{mkto.identity_url}/oauth/token", params=mkto.credentials)
     response.raise_for_status()
     value: str = response.json()["access_token"]

@@ -1,4 +1,5 @@
-"""The change feed: paging tokens, lead changes, deleted leads (reference B.5)."""
+"""The change feed: paging tokens, lead changes, deleted leads (Marketo developer
+docs, "Activities" and "Paging Tokens"; see docs/vendor-facts.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Bulk lead import: jobs, states, failure files and limits (reference B.7)."""
+"""Bulk lead import: jobs, states, failure files and limits (Marketo developer docs, "Bulk
+Lead Import": https://experienceleague.adobe.com/en/docs/marketo-developer/marketo/rest/bulk-import/bulk-lead-import)."""
 
 from __future__ import annotations
 

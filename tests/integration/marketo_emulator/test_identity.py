@@ -1,4 +1,5 @@
-"""Identity and access tokens (reference B.1, authentication.md, error-codes.md 601/602)."""
+"""Identity and access tokens (Marketo developer docs, "Authentication"
+and "Error Codes" 601/602; see docs/vendor-facts.md)."""
 
 from __future__ import annotations
 

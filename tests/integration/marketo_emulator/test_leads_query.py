@@ -1,4 +1,5 @@
-"""Reading and deleting leads, describe (reference B.4, leads.md, error-codes.md 414)."""
+"""Reading and deleting leads, describe (Marketo developer docs, "Leads" and
+"Error Codes" 414; see docs/vendor-facts.md)."""
 
 from __future__ import annotations
 

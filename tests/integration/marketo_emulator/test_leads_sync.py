@@ -1,4 +1,5 @@
-"""Sync Leads: actions, lookup fields, per-record outcomes and validation (reference B.4)."""
+"""Sync Leads: actions, lookup fields, per-record outcomes and validation (Marketo developer docs,
+"Leads": https://experienceleague.adobe.com/en/docs/marketo-developer/marketo/rest/lead-database/leads)."""
 
 from __future__ import annotations
 
@@ -228,7 +229,8 @@ def test_malformed_requests(rest: httpx.Client) -> None:
 def test_overlapping_upserts_of_one_key_both_create(
     mkto: RunningMarketo, rest: httpx.Client, token: str
 ) -> None:
-    """leads.md: closely timed upserts with the same key may create duplicates."""
+    """Marketo developer docs, "Leads": closely timed upserts with the same key may create
+    duplicates."""
     mkto.control.hold("upsert", ["/rest/v1/leads.json"])
 
     def upsert() -> list[dict[str, object]]:

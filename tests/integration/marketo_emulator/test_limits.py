@@ -1,4 +1,5 @@
-"""Instance limits: 606, 615, 607, 413, 414, and the usage they leave (reference B.2)."""
+"""Instance limits: 606, 615, 607, 413, 414, and the usage they leave (Marketo
+developer docs, "REST API" and "Error Codes"; see docs/vendor-facts.md)."""
 
 from __future__ import annotations
 
@@ -48,8 +49,8 @@ def test_the_window_is_shared_by_every_client_of_the_instance(
 
 
 def test_failed_calls_do_not_count(rest: httpx.Client, mkto: RunningMarketo) -> None:
-    """error-codes.md: a response-level error "is not counted against your daily quota, or
-    your rate limit"."""
+    """Marketo developer docs, "Error Codes": a response-level error "is not counted against
+    your daily quota, or your rate limit"."""
     mkto.control.freeze_clock()
     mkto.control.set_limits(rate_calls=3)
     for _ in range(5):

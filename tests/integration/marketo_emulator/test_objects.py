@@ -1,4 +1,5 @@
-"""Companies, opportunities, roles, sales persons and custom objects (reference B.6)."""
+"""Companies, opportunities, roles, sales persons and custom objects (Marketo
+developer docs, "Companies", "Opportunities", "Sales Persons", "Custom Objects")."""
 
 from __future__ import annotations
 

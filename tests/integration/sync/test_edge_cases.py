@@ -112,7 +112,9 @@ async def test_only_changed_fields_are_sent_and_conflicts_follow_the_rules(
     azurite: AzuriteInstance, dyn: EmulatorHandle, mkto: RunningMarketo
 ) -> None:
     """A Marketo edit survives an unrelated Dynamics change; on a field changed on both sides,
-    Dynamics wins for contacts and Marketo wins for leads (design, reference A.3)."""
+    Dynamics wins for contacts and Marketo wins for leads (Adobe, "Microsoft Dynamics
+    Sync Details" > "Field Sync": "Marketo will win for people (leads) and Dynamics will win for
+    contacts")."""
     dyn.control.seed(counts=BASE, seed=52, **CLEAN)
     async with sync_harness(azurite, dyn, mkto) as sync:
         await synced(sync)

@@ -168,7 +168,8 @@ def test_change_set_with_content_id_references() -> None:
 
 
 def test_change_sets_refuse_gets_and_emptiness() -> None:
-    """No GET inside a change set (reference §3), and never an empty one."""
+    """No GET inside a change set (Dataverse docs, "Execute batch operations using the Web
+    API"), and never an empty one."""
     with pytest.raises(ValueError, match="GET"):
         ChangeSet((BatchOperation("GET", "contacts"),))
     with pytest.raises(ValueError, match="at least one"):

@@ -161,7 +161,8 @@ async def test_expired_delta_token_asks_for_a_full_resync() -> None:
     ],
 )
 async def test_an_empty_delta_keeps_the_cursor(reply: httpx.Response) -> None:
-    """'An empty JSON response' when nothing changed (reference §1): resume from the same link."""
+    """'An empty JSON response' when nothing changed (Dataverse change tracking docs): resume
+    from the same link."""
     client, _ = make_client(Script([reply]))
     async with client:
         result = await client.read_page(CONTACTS, ["firstname"], delta_link=DELTA_1)

@@ -37,7 +37,8 @@ def ok() -> httpx.Response:
 
 
 async def test_standard_headers_and_bearer_token() -> None:
-    """Every request carries the OData headers of reference §0 and the bearer token."""
+    """Every request carries the OData headers of the Dataverse docs ("Compose HTTP
+    requests and handle errors") and the bearer token."""
     script = Script([ok(), httpx.Response(204)])
     client, _ = make_client(script)
     async with client:

@@ -1,6 +1,7 @@
 """Test doubles for the host's unit tests: an in-memory queue and a virtual clock.
 
-``FakeQueue`` follows the Azure queue semantics the reference describes (§9): a receive hides
+``FakeQueue`` follows the Azure queue semantics (azure-storage-queue
+"QueueClient class"; docs/vendor-facts.md): a receive hides
 each message for the visibility timeout, bumps its dequeue count and issues a new pop receipt
 (older receipts stop working); delete/update with a stale receipt or a gone message fail (the
 backend reports ``False``/``None``, as the Azure backend does for 404/PopReceiptMismatch).

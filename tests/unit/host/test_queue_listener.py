@@ -189,7 +189,7 @@ async def test_poison_after_max_dequeue_count_failures(
     listener = make_listener(only_function(app), queues, clock, QueueOptions())
     stopping = asyncio.Event()
     poller = asyncio.create_task(listener.run(stopping))
-    for _ in range(20):
+    for _ in range(2000):  # bounded; a loaded machine may take a while to run the thread
         if "jobs-poison" in queues.queues and queues.queues["jobs-poison"].sent:
             break
         await asyncio.sleep(0.01)  # the sync function runs in a real thread
@@ -452,13 +452,20 @@ async def test_plain_functions_share_a_pool_of_the_configured_size(
     for i in range(4):
         jobs.put(b64(f"m{i}"))
     host = make_host(index(app), queues, clock, QueueOptions())  # thread_count=2
+    threads_before = {t.ident for t in threading.enumerate()}
     stop = asyncio.Event()
     run = asyncio.create_task(host.run(stop=stop))
     for _ in range(500):
         if running == 2:
             break
         await asyncio.sleep(0.01)
-    await asyncio.sleep(0.1)  # time for a larger pool to start a third
+    # Let the loop hand all four messages to the pool: turns of the event loop, not time (the
+    # fake queue answers at once). A pool starts a thread per waiting call up to its size,
+    # inside submit, so a larger pool would already show more than two new threads here.
+    for _ in range(200):
+        await asyncio.sleep(0)
+    pool_threads = [t for t in threading.enumerate() if t.ident not in threads_before]
+    assert len(pool_threads) == 2, [t.name for t in pool_threads]
     assert (running, host.activity.snapshot().open) == (2, 4)
     release.set()
     for _ in range(500):

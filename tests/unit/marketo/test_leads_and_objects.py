@@ -233,7 +233,8 @@ def test_custom_object_names_cannot_change_the_path() -> None:
 
 
 async def test_id_field_dedupe_needs_update_only() -> None:
-    """dedupeBy idField is only valid with updateOnly (reference B.6)."""
+    """dedupeBy idField is only valid with updateOnly (Marketo developer docs,
+    "Companies")."""
     async with make_client(FakeMarketo()) as client:
         with pytest.raises(ValueError, match="updateOnly"):
             await client.opportunities.sync([{"marketoGUID": "g"}], dedupe_by="idField")

@@ -168,7 +168,8 @@ async def test_token_is_cached_and_refreshed_shortly_before_expiry() -> None:
 
 
 async def test_a_reissued_short_lived_token_is_used_until_just_before_it_expires() -> None:
-    """Asking early returns the same token with its short remaining life (reference B.1); it is
+    """Asking early returns the same token with its short remaining life (Marketo
+    developer docs, "Authentication"); it is
     used until 5 s before expiry rather than fetched again for every call."""
     clock = ManualClock(datetime(2026, 3, 2, 15, 0, tzinfo=UTC))
     fake = FakeMarketo().on("GET", DESCRIBE, ok([FIELD]))

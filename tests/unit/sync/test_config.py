@@ -30,7 +30,8 @@ name = "company"
 
 
 def test_default_mapping_loads_in_adobe_order() -> None:
-    """Sales persons, then companies, then persons, then opportunities (reference A.10)."""
+    """Sales persons, then companies, then persons, then opportunities (Adobe, "Marketo Sales
+    Insight for Non-Native MS Dynamics Integrations")."""
     config = load_config()
     order = config.order
     assert order.index("systemuser") < order.index("account") < order.index("contact")
@@ -40,7 +41,8 @@ def test_default_mapping_loads_in_adobe_order() -> None:
 
 
 def test_default_mapping_carries_documented_defaults() -> None:
-    """A few of A.6's documented pairs are in the shipped file."""
+    """A few of the pairs Adobe documents ("Default Dynamics Field Mapping") are in the shipped
+    file."""
     config = load_config(DEFAULT_MAPPING_FILE)
     contact = config.entity["contact"].field_specs()
     assert contact["emailaddress1"].to == "email"

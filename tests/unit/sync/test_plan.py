@@ -58,7 +58,8 @@ def test_filter_flip_to_no_is_remembered_once() -> None:
 
 
 def test_filter_flip_back_to_yes_syncs_again() -> None:
-    """No→Yes: the record is written again even if its content is what Marketo has (A.4)."""
+    """No→Yes: the record is written again even if its content is what Marketo has (Adobe, "Create a
+    Custom Dynamics Sync Filter")."""
     plan = plan_page([sync("a", "d")], [], {"a": MappingView("1", "d", filtered_out=True)})
     assert [(p.dynamics_id, m) for p, m in plan.update] == [("a", "1")]
 

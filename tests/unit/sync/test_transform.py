@@ -53,7 +53,8 @@ def contact(**overrides: Any) -> dict[str, Any]:
     [(None, True), (True, True), ("", True), (False, False), (0, False), ("missing", True)],
 )
 def test_sync_filter_only_no_stops_a_record(value: Any, synced: bool) -> None:
-    """Reference A.4: missing, empty and Yes sync; only No does not."""
+    """Adobe, "Create a Custom Dynamics Sync Filter": missing, empty and Yes sync; only No does
+    not."""
     row = {} if value == "missing" else {"new_synctomkto": value}
     assert sync_filter_allows(row) is synced
 
