@@ -51,7 +51,7 @@ async def test_the_first_tick_enqueues_only_users_and_teams(
     """Everything else waits, and a second tick before any job ran starts nothing more."""
     dyn.control.seed(counts=COUNTS, seed=71)
     async with sync_harness(azurite, dyn, mkto) as sync:
-        assert set(sync.runtime.engine.config.order) == set(NEEDS)
+        assert set(sync.runtime.runner.config.order) == set(NEEDS)
         first = await sync.tick()
         assert sorted(first.enqueued) == ["systemuser", "team"]
         assert set(first.waiting) == set(NEEDS) - {"systemuser", "team"}
@@ -71,7 +71,7 @@ async def test_each_stream_starts_only_after_what_it_links_to_is_complete(
     the completions alone start every stream."""
     dyn.control.seed(counts=COUNTS, seed=72)
     async with sync_harness(azurite, dyn, mkto) as sync:
-        engine = sync.runtime.engine
+        engine = sync.runtime.runner
         started: list[str] = []
         early: list[str] = []
         await sync.tick()
