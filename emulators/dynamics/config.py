@@ -12,9 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from emulators.dynamics.option_sets import ACTIVE_STATE, ACTIVE_STATUS, ACTIVE_STATUS_STATE
 from emulators.dynamics.schema import (
-    ACTIVE_STATE,
-    ACTIVE_STATUS,
     SYNC_FILTER_TABLES,
     AttrType,
     Column,
@@ -188,7 +187,7 @@ def _custom_table(spec: CustomTable, sync_filter_default: bool | None) -> Table:
     columns.extend(
         [
             choice("statecode", ACTIVE_STATE, AttrType.STATE),
-            choice("statuscode", ACTIVE_STATUS, AttrType.STATUS),
+            choice("statuscode", ACTIVE_STATUS, AttrType.STATUS, states=ACTIVE_STATUS_STATE),
             system("createdon", AttrType.DATETIME),
             system("modifiedon", AttrType.DATETIME),
             system("versionnumber", AttrType.BIGINT),
@@ -208,4 +207,5 @@ def _custom_table(spec: CustomTable, sync_filter_default: bool | None) -> Table:
         alternate_keys=tuple(tuple(k) for k in spec.alternate_keys),
         change_tracking=spec.change_tracking,
         schema_name=spec.schema_name or spec.logical_name,
+        is_custom=True,
     )

@@ -48,7 +48,7 @@ COLLECTION_OPTIONS = {
     "$deltatoken",
     "$expand",
 }
-NOT_IMPLEMENTED_OPTIONS = ("$expand", "$apply", "fetchXml", "savedQuery", "userQuery")
+NOT_IMPLEMENTED_OPTIONS = ("$apply", "fetchXml", "savedQuery", "userQuery")
 
 
 def check_options(options: dict[str, str], allowed: set[str]) -> None:

@@ -13,6 +13,28 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from emulators.dynamics.option_sets import (
+    ACCESS_MODE,
+    ACTIVE_STATE,
+    ACTIVE_STATUS,
+    ACTIVE_STATUS_STATE,
+    ALLOW_DONT,
+    BUSINESS_TYPE,
+    CONNECTION_ROLE_CATEGORY,
+    CONTACT_METHOD,
+    INDUSTRY,
+    LEAD_QUALITY,
+    LEAD_SOURCE,
+    LEAD_STATE,
+    LEAD_STATUS,
+    LEAD_STATUS_STATE,
+    OPPORTUNITY_STATE,
+    OPPORTUNITY_STATUS,
+    OPPORTUNITY_STATUS_STATE,
+    TEAM_TYPE,
+    YES_NO,
+)
+
 
 class AttrType(StrEnum):
     """Dataverse ``AttributeType`` names (as EntityDefinitions/Attributes report them)."""
@@ -88,6 +110,10 @@ class Column:
     default: Any = None
     date_only: bool = False
     on_delete: OnDelete = OnDelete.REMOVE_LINK
+    option_states: Mapping[int, int] | None = None
+    """Status columns: each option's state (``statuscode`` value → ``statecode`` value)."""
+    global_option_set: str | None = None
+    """The name of the global option set the choice uses; None for a local option set."""
 
     @property
     def is_lookup(self) -> bool:
@@ -132,6 +158,7 @@ class Table:
     computed: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Computed string columns: name → source columns joined with a space (``fullname``)."""
     schema_name: str = ""
+    is_custom: bool = False
 
     def __post_init__(self) -> None:
         self.by_value_name: dict[str, Column] = {c.value_name: c for c in self.columns.values()}
@@ -146,98 +173,6 @@ class Table:
         """The column behind a query property name (``name`` or ``_parentcustomerid_value``)."""
         return self.by_value_name.get(prop)
 
-
-# --- option sets (labels from the table reference; used for formatted values) ---------------
-
-YES_NO = {1: "Yes", 0: "No"}
-ALLOW_DONT = {0: "Allow", 1: "Do Not Allow"}
-LEAD_STATE = {0: "Open", 1: "Qualified", 2: "Disqualified"}
-LEAD_STATUS = {
-    1: "New",
-    2: "Contacted",
-    3: "Qualified",
-    4: "Lost",
-    5: "Cannot Contact",
-    6: "No Longer Interested",
-    7: "Canceled",
-}
-ACTIVE_STATE = {0: "Active", 1: "Inactive"}
-ACTIVE_STATUS = {1: "Active", 2: "Inactive"}
-OPPORTUNITY_STATE = {0: "Open", 1: "Won", 2: "Lost"}
-OPPORTUNITY_STATUS = {1: "In Progress", 2: "On Hold", 3: "Won", 4: "Canceled", 5: "Out-Sold"}
-LEAD_SOURCE = {
-    1: "Advertisement",
-    2: "Employee Referral",
-    3: "External Referral",
-    4: "Partner",
-    5: "Public Relations",
-    6: "Seminar",
-    7: "Trade Show",
-    8: "Web",
-    9: "Word of Mouth",
-    10: "Other",
-}
-LEAD_QUALITY = {1: "Hot", 2: "Warm", 3: "Cold"}
-CONTACT_METHOD = {1: "Any", 2: "Email", 3: "Phone", 4: "Fax", 5: "Mail"}
-INDUSTRY = {
-    1: "Accounting",
-    2: "Agriculture and Non-petrol Natural Resource Extraction",
-    3: "Broadcasting Printing and Publishing",
-    4: "Brokers",
-    5: "Building Supply Retail",
-    6: "Business Services",
-    7: "Consulting",
-    8: "Consumer Services",
-    9: "Design, Direction and Creative Management",
-    10: "Distributors, Dispatchers and Processors",
-    11: "Doctor's Offices and Clinics",
-    12: "Durable Manufacturing",
-    13: "Eating and Drinking Places",
-    14: "Entertainment Retail",
-    15: "Equipment Rental and Leasing",
-    16: "Financial",
-    17: "Food and Tobacco Processing",
-    18: "Inbound Capital Intensive Processing",
-    19: "Inbound Repair and Services",
-    20: "Insurance",
-    21: "Legal Services",
-    22: "Non-Durable Merchandise Retail",
-    23: "Outbound Consumer Service",
-    24: "Petrochemical Extraction and Distribution",
-    25: "Service Retail",
-    26: "SIG Affiliations",
-    27: "Social Services",
-    28: "Special Outbound Trade Contractors",
-    29: "Specialty Realty",
-    30: "Transportation",
-    31: "Utility Creation and Distribution",
-    32: "Vehicle Retail",
-    33: "Wholesale",
-}
-BUSINESS_TYPE = {1: "Default Value"}
-TEAM_TYPE = {
-    0: "Owner",
-    1: "Access",
-    2: "Microsoft Entra ID Security Group",
-    3: "Microsoft Entra ID Office Group",
-}
-ACCESS_MODE = {
-    0: "Read-Write",
-    1: "Administrative",
-    2: "Read",
-    3: "Support User",
-    4: "Non-interactive",
-}
-CONNECTION_ROLE_CATEGORY = {
-    1: "Business",
-    2: "Family",
-    3: "Social",
-    4: "Sales",
-    5: "Other",
-    1000: "Stakeholder",
-    1001: "Sales Team",
-    1002: "Service",
-}
 
 MONEY_MIN, MONEY_MAX = -922337203685477.0, 922337203685477.0
 INT_MIN, INT_MAX = -2147483648, 2147483647
@@ -271,9 +206,16 @@ def boolean(name: str, labels: Mapping[int, str] = YES_NO, default: bool | None 
     return Column(name, AttrType.BOOLEAN, options=labels, default=default)
 
 
-def choice(name: str, options: Mapping[int, str], kind: AttrType = AttrType.PICKLIST) -> Column:
-    """A choice (picklist), state or status column."""
-    return Column(name, kind, options=options)
+def choice(
+    name: str,
+    options: Mapping[int, str],
+    kind: AttrType = AttrType.PICKLIST,
+    *,
+    states: Mapping[int, int] | None = None,
+    global_name: str | None = None,
+) -> Column:
+    """A choice (picklist), state or status column (a status column names each option's state)."""
+    return Column(name, kind, options=options, option_states=states, global_option_set=global_name)
 
 
 def lookup(
@@ -390,7 +332,7 @@ def standard_tables(sync_filter_default: bool | None = True) -> list[Table]:
             choice("leadsourcecode", LEAD_SOURCE),
             choice("leadqualitycode", LEAD_QUALITY),
             choice("statecode", LEAD_STATE, AttrType.STATE),
-            choice("statuscode", LEAD_STATUS, AttrType.STATUS),
+            choice("statuscode", LEAD_STATUS, AttrType.STATUS, states=LEAD_STATUS_STATE),
             lookup("parentaccountid", "account"),
             lookup("parentcontactid", "contact"),
             lookup("transactioncurrencyid", "transactioncurrency"),
@@ -407,7 +349,7 @@ def standard_tables(sync_filter_default: bool | None = True) -> list[Table]:
             *_person(),
             choice("leadsourcecode", {1: "Default Value"}),
             choice("statecode", ACTIVE_STATE, AttrType.STATE),
-            choice("statuscode", ACTIVE_STATUS, AttrType.STATUS),
+            choice("statuscode", ACTIVE_STATUS, AttrType.STATUS, states=ACTIVE_STATUS_STATE),
             lookup("parentcustomerid", "account", "contact", on_delete=OnDelete.CASCADE),
             lookup("transactioncurrencyid", "transactioncurrency"),
             flag,
@@ -434,7 +376,7 @@ def standard_tables(sync_filter_default: bool | None = True) -> list[Table]:
             text("sic", 20),
             memo("description"),
             choice("statecode", ACTIVE_STATE, AttrType.STATE),
-            choice("statuscode", ACTIVE_STATUS, AttrType.STATUS),
+            choice("statuscode", ACTIVE_STATUS, AttrType.STATUS, states=ACTIVE_STATUS_STATE),
             lookup("primarycontactid", "contact"),
             lookup("parentaccountid", "account"),
             lookup("transactioncurrencyid", "transactioncurrency"),
@@ -454,7 +396,9 @@ def standard_tables(sync_filter_default: bool | None = True) -> list[Table]:
             Column("estimatedclosedate", AttrType.DATETIME, date_only=True),
             memo("description"),
             choice("statecode", OPPORTUNITY_STATE, AttrType.STATE),
-            choice("statuscode", OPPORTUNITY_STATUS, AttrType.STATUS),
+            choice(
+                "statuscode", OPPORTUNITY_STATUS, AttrType.STATUS, states=OPPORTUNITY_STATUS_STATE
+            ),
             lookup("customerid", "account", "contact", on_delete=OnDelete.CASCADE),
             lookup("parentaccountid", "account"),
             lookup("parentcontactid", "contact"),
@@ -523,9 +467,9 @@ def standard_tables(sync_filter_default: bool | None = True) -> list[Table]:
         [
             text("name", 100),
             memo("description"),
-            choice("category", CONNECTION_ROLE_CATEGORY),
+            choice("category", CONNECTION_ROLE_CATEGORY, global_name="connectionrole_category"),
             choice("statecode", ACTIVE_STATE, AttrType.STATE),
-            choice("statuscode", ACTIVE_STATUS, AttrType.STATUS),
+            choice("statuscode", ACTIVE_STATUS, AttrType.STATUS, states=ACTIVE_STATUS_STATE),
             system("createdon", AttrType.DATETIME),
             system("modifiedon", AttrType.DATETIME),
             system("versionnumber", AttrType.BIGINT),
@@ -549,7 +493,7 @@ def standard_tables(sync_filter_default: bool | None = True) -> list[Table]:
             lookup("record2roleid", "connectionrole"),
             lookup("relatedconnectionid", "connection", read_only=True),
             choice("statecode", ACTIVE_STATE, AttrType.STATE),
-            choice("statuscode", ACTIVE_STATUS, AttrType.STATUS),
+            choice("statuscode", ACTIVE_STATUS, AttrType.STATUS, states=ACTIVE_STATUS_STATE),
             *_common(),
         ],
     )

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from emulators.dynamics.environment import Environment
 from emulators.dynamics.errors import ODataError, bad_request, resource_not_found
-from emulators.dynamics.metadata import (
-    entity_definitions,
-    retrieve_current_organization,
-    service_document,
-    who_am_i,
-)
+from emulators.dynamics.functions import retrieve_current_organization, service_document, who_am_i
+from emulators.dynamics.metadata import entity_definitions, global_option_set_definitions
 from emulators.dynamics.protocol import (
     ApiRequest,
     ApiResponse,
@@ -58,6 +54,10 @@ class WebApi:
             if req.method != "GET":
                 raise method_not_allowed(req.method, "EntityDefinitions")
             return entity_definitions(self.env, req, path, options), None
+        if name == "GlobalOptionSetDefinitions":
+            if req.method != "GET":
+                raise method_not_allowed(req.method, "GlobalOptionSetDefinitions")
+            return global_option_set_definitions(self.env, req, path, options), None
         if name == "$batch":
             raise bad_request("Nested batch requests are not supported.")
         data = self.env.db.by_set.get(name)
