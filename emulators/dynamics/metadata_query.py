@@ -79,12 +79,15 @@ def _column_for(name: str, samples: list[Any]) -> Column:
     return Column(name, AttrType.STRING, max_length=4000)
 
 
-def _filter_table(declared: DeclaredType, rows: list[dict[str, Any]]) -> Table:
+def _filter_table(
+    declared: DeclaredType, items: list[dict[str, Any]], rows: list[dict[str, Any]]
+) -> Table:
     names: set[str] = set()
     for row in rows:
         names.update(k for k in row if k.split(_FLAT)[0] in declared.properties)
     columns = {n: _column_for(n, [r.get(n) for r in rows]) for n in sorted(names)}
-    for name in declared.properties:  # filterable even when no item has a value
+    complex_names = {k for i in items for k, v in i.items() if isinstance(v, dict | list)}
+    for name in declared.properties - complex_names:  # filterable even when no item has one
         columns.setdefault(name, Column(name, AttrType.STRING, max_length=4000))
     return Table(declared.name, declared.name, "MetadataId", "MetadataId", columns)
 
@@ -92,9 +95,9 @@ def _filter_table(declared: DeclaredType, rows: list[dict[str, Any]]) -> Table:
 def filter_items(
     items: list[dict[str, Any]], declared: DeclaredType, text: str
 ) -> list[dict[str, Any]]:
-    """The items that match a metadata ``$filter``."""
+    """The items that match a metadata ``$filter`` (Label properties can't be filtered)."""
     rows = [_flatten(i) for i in items]
-    predicate = compile_filter(normalize_filter(text), _filter_table(declared, rows))
+    predicate = compile_filter(normalize_filter(text), _filter_table(declared, items, rows))
     return [item for item, row in zip(items, rows, strict=True) if predicate(row)]
 
 
