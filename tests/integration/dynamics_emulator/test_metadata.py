@@ -439,7 +439,7 @@ def test_metadata_gets_inside_a_batch(api: httpx.Client) -> None:
     """A connector's ``$batch`` of typed-attribute GETs gets one 200 part with ``value`` each."""
     boundary = f"batch_{uuid.uuid4()}"
     tables = ["lead", "contact", "account", "opportunity"]
-    parts = [
+    parts: list[str | list[str]] = [
         batch_request(
             "GET",
             f"/api/data/v9.2/EntityDefinitions(LogicalName='{t}')/Attributes/"
