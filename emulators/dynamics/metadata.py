@@ -47,7 +47,7 @@ from emulators.dynamics.metadata_query import (
     shape,
 )
 from emulators.dynamics.protocol import ApiRequest, ApiResponse, ResourcePath, parse_key, parse_path
-from emulators.dynamics.reads import check_options
+from emulators.dynamics.query_options import check_options
 from emulators.dynamics.schema import Column, Table
 
 ENTITY_TYPE = DeclaredType(
