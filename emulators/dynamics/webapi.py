@@ -58,6 +58,8 @@ class WebApi:
             if req.method != "GET":
                 raise method_not_allowed(req.method, "EntityDefinitions")
             return entity_definitions(self.env, req, path, options), None
+        if name == "RelationshipDefinitions":
+            raise not_implemented("RelationshipDefinitions")
         if name == "GlobalOptionSetDefinitions":
             if req.method != "GET":
                 raise method_not_allowed(req.method, "GlobalOptionSetDefinitions")
