@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from emulators.dynamics.option_sets import ACTIVE_STATE, ACTIVE_STATUS, ACTIVE_STATUS_STATE
 from emulators.dynamics.schema import (
-    SYNC_FILTER_TABLES,
     AttrType,
     Column,
     Table,
@@ -24,11 +23,11 @@ from emulators.dynamics.schema import (
     lookup,
     memo,
     money,
-    standard_tables,
     sync_filter_column,
     system,
     text,
 )
+from emulators.dynamics.standard_tables import SYNC_FILTER_TABLES, standard_tables
 
 DEFAULT_TENANT_ID = "6f3c1a52-8d7e-4b1f-9a0c-2e5d4c3b2a10"
 DEFAULT_CLIENT_ID = "0b9e3c7a-5f41-4d2e-8c6b-1a2f3e4d5c6b"

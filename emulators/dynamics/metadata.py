@@ -29,12 +29,14 @@ from emulators.dynamics.metadata_model import (
     ENTITY_PROPERTIES,
     OPTION_SET_CASTS,
     OPTION_SET_NAVIGATION,
-    OPTION_SET_PROPERTIES,
     attribute_metadata,
     entity_keys,
     entity_metadata,
-    global_option_sets,
     metadata_id,
+)
+from emulators.dynamics.metadata_options import (
+    OPTION_SET_PROPERTIES,
+    global_option_sets,
     option_set,
 )
 from emulators.dynamics.metadata_query import (

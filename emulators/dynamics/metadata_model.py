@@ -10,7 +10,7 @@ derived type). Values the schema does not hold are marked UNVERIFIED where they 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from emulators.dynamics.schema import AttrType, Column, Table
@@ -103,7 +103,8 @@ def managed(value: Any, logical_name: str, can_be_changed: bool = False) -> dict
     }
 
 
-def _display(name: str) -> str:
+def display_name(name: str) -> str:
+    """A label for a logical name: words in title case (UNVERIFIED: not the real labels)."""
     return name.replace("_", " ").strip().title()
 
 
@@ -148,8 +149,8 @@ def entity_metadata(table: Table, tables: Iterable[Table]) -> dict[str, Any]:
         "IsIntersect": False,
         "IsValidForAdvancedFind": True,
         "IsCustomizable": managed(True, "iscustomizable"),
-        "DisplayName": label(_display(name), name, "display"),
-        "DisplayCollectionName": label(_display(collection), name, "collection"),
+        "DisplayName": label(display_name(name), name, "display"),
+        "DisplayCollectionName": label(display_name(collection), name, "collection"),
         "Description": label(None),
         "HasChanged": None,
     }
@@ -168,7 +169,7 @@ def entity_keys(table: Table) -> list[dict[str, Any]]:
                 "EntityLogicalName": table.logical_name,
                 "KeyAttributes": list(columns),
                 "EntityKeyIndexStatus": "Active",
-                "DisplayName": label(_display(name), table.logical_name, "key", *columns),
+                "DisplayName": label(display_name(name), table.logical_name, "key", *columns),
                 "IsManaged": False,
                 "HasChanged": None,
             }
@@ -268,7 +269,7 @@ def base_attribute(table: Table, column: Column) -> dict[str, Any]:
         "AttributeType": column.type.value,
         "AttributeTypeName": {"Value": f"{column.type.value}Type"},
         "AttributeOf": None,
-        "DisplayName": label(_display(name), table.logical_name, name),
+        "DisplayName": label(display_name(name), table.logical_name, name),
         "Description": label(None),
         "IsCustomAttribute": table.is_custom or name.startswith("new_"),
         "IsManaged": not (table.is_custom or name.startswith("new_")),
@@ -305,106 +306,3 @@ CAST_PROPERTIES["MultiSelectPicklistAttributeMetadata"] = CAST_PROPERTIES[
 for _cast in EMPTY_CASTS - {"MultiSelectPicklistAttributeMetadata"}:
     CAST_PROPERTIES[_cast] = BASE_ATTRIBUTE_PROPERTIES
 ENTITY_PROPERTIES = frozenset(entity_metadata(Table("t", "ts", "tid", "tid", {}), []))
-
-
-# --- OptionSetMetadata ----------------------------------------------------------------------------
-
-
-def option_set_name(table: Table, column: Column) -> str:
-    """The option set's Name: the global set's name, or ``<table>_<column>`` for a local one."""
-    return column.global_option_set or f"{table.logical_name}_{column.name}"
-
-
-def _option(value: int, text: str, *owner: str) -> dict[str, Any]:
-    return {
-        "Value": value,
-        "Color": None,
-        "IsManaged": True,
-        "ExternalValue": None,
-        "ParentValues": [],
-        "Tag": None,
-        "IsHidden": False,
-        "MetadataId": None,
-        "HasChanged": None,
-        "Label": label(text, *owner, str(value)),
-        "Description": label(None),
-    }
-
-
-def _state_options(options: Mapping[int, str], status: Column | None, owner: str) -> list[Any]:
-    states = status.option_states if status is not None and status.option_states else {}
-    items = []
-    for value, text in options.items():
-        defaults = sorted(s for s, state in states.items() if state == value)
-        item = {"@odata.type": f"#{CRM}.StateOptionMetadata", **_option(value, text, owner)}
-        item["DefaultStatus"] = defaults[0] if defaults else None  # lowest status of the state
-        item["InvariantName"] = text
-        items.append(item)
-    return items
-
-
-def _status_options(column: Column, owner: str) -> list[Any]:
-    states = column.option_states or {}
-    return [
-        {
-            "@odata.type": f"#{CRM}.StatusOptionMetadata",
-            **_option(value, text, owner),
-            "State": states.get(value),
-            "TransitionData": None,
-        }
-        for value, text in (column.options or {}).items()
-    ]
-
-
-def option_set(table: Table, column: Column) -> dict[str, Any]:
-    """The OptionSetMetadata (or BooleanOptionSetMetadata) of a choice or Two Options column."""
-    name = option_set_name(table, column)
-    kind = column.type
-    item: dict[str, Any] = {
-        "MetadataId": metadata_id("optionset", name),
-        "Name": name,
-        "DisplayName": label(_display(column.name), "optionset", name),
-        "Description": label(None),
-        "IsGlobal": column.global_option_set is not None,
-        "IsCustomOptionSet": table.is_custom or column.name.startswith("new_"),
-        "IsManaged": not (table.is_custom or column.name.startswith("new_")),
-        "IsCustomizable": managed(True, "iscustomizable"),
-        "OptionSetType": "Boolean" if kind is AttrType.BOOLEAN else kind.value,
-        "ExternalTypeName": None,
-        "IntroducedVersion": None,
-        "ParentOptionSetName": None,
-        "HasChanged": None,
-    }
-    options = column.options or {}
-    if kind is AttrType.BOOLEAN:
-        labels = options or {1: "Yes", 0: "No"}
-        item["TrueOption"] = _option(1, labels[1], name)
-        item["FalseOption"] = _option(0, labels[0], name)
-    elif kind is AttrType.STATE:
-        item["Options"] = _state_options(options, table.columns.get("statuscode"), name)
-    elif kind is AttrType.STATUS:
-        item["Options"] = _status_options(column, name)
-    else:
-        item["Options"] = [_option(v, text, name) for v, text in options.items()]
-    return item
-
-
-def typed_option_set(table: Table, column: Column) -> dict[str, Any]:
-    """An option set as an item of GlobalOptionSetDefinitions (with its derived ``@odata.type``)."""
-    derived = "BooleanOptionSetMetadata" if column.type is AttrType.BOOLEAN else "OptionSetMetadata"
-    return {"@odata.type": f"#{CRM}.{derived}", **option_set(table, column)}
-
-
-def global_option_sets(tables: Iterable[Table]) -> dict[str, dict[str, Any]]:
-    """Every global option set a served column uses, by name."""
-    found: dict[str, dict[str, Any]] = {}
-    for table in tables:
-        for column in table.columns.values():
-            if column.global_option_set and column.global_option_set not in found:
-                found[column.global_option_set] = typed_option_set(table, column)
-    return found
-
-
-OPTION_SET_PROPERTIES = frozenset(
-    option_set(Table("t", "ts", "tid", "tid", {}), Column("c", AttrType.PICKLIST, options={}))
-) | {"TrueOption", "FalseOption"}
