@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from emulators.dynamics.environment import Environment
-from emulators.dynamics.errors import ODataError, bad_request, not_found, resource_not_found
+from emulators.dynamics.errors import bad_request, not_found, resource_not_found
 from emulators.dynamics.metadata_model import (
     ATTRIBUTE_CASTS,
     BASE_ATTRIBUTE_PROPERTIES,
@@ -48,6 +48,7 @@ from emulators.dynamics.metadata_query import (
     query_items,
     shape,
 )
+from emulators.dynamics.metadata_relationships import KINDS, entity_relationships
 from emulators.dynamics.protocol import ApiRequest, ApiResponse, ResourcePath, parse_key, parse_path
 from emulators.dynamics.query_options import check_options
 from emulators.dynamics.schema import Column, Table
@@ -231,13 +232,9 @@ class _Definitions:
         rest = path.rest[1:]
         if head.name == "Keys" and head.key is None and not rest:
             return self.keys(table, key_text)
-        if head.name in (
-            "ManyToOneRelationships",
-            "OneToManyRelationships",
-            "ManyToManyRelationships",
-        ):
-            raise ODataError(
-                501, "0x8006088a", f"'{head.name}' is not implemented by the emulator."
+        if head.name in KINDS and head.key is None and not rest:
+            return entity_relationships(
+                self.env, self.req, table, key_text, head.name, self.options
             )
         if head.name != "Attributes":
             raise resource_not_found(path.rest[0])

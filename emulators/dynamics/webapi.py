@@ -7,6 +7,7 @@ from emulators.dynamics.errors import ODataError, bad_request, not_found, resour
 from emulators.dynamics.expand import not_implemented
 from emulators.dynamics.functions import retrieve_current_organization, service_document, who_am_i
 from emulators.dynamics.metadata import entity_definitions, global_option_set_definitions
+from emulators.dynamics.metadata_relationships import relationship_definitions
 from emulators.dynamics.navigation import navigation_properties
 from emulators.dynamics.protocol import (
     ApiRequest,
@@ -59,7 +60,9 @@ class WebApi:
                 raise method_not_allowed(req.method, "EntityDefinitions")
             return entity_definitions(self.env, req, path, options), None
         if name == "RelationshipDefinitions":
-            raise not_implemented("RelationshipDefinitions")
+            if req.method != "GET":
+                raise method_not_allowed(req.method, "RelationshipDefinitions")
+            return relationship_definitions(self.env, req, path, options), None
         if name == "GlobalOptionSetDefinitions":
             if req.method != "GET":
                 raise method_not_allowed(req.method, "GlobalOptionSetDefinitions")

@@ -465,3 +465,67 @@ def test_metadata_gets_inside_a_batch(api: httpx.Client) -> None:
     assert "estimatedclosedate" in {a["LogicalName"] for a in bodies[3]["value"]}
     picklists = {a["LogicalName"] for a in bodies[4]["value"]}
     assert picklists == {"preferredcontactmethodcode", "leadsourcecode", "leadqualitycode"}
+
+
+def test_many_to_one_relationships_name_the_bind_properties(api: httpx.Client) -> None:
+    """``ManyToOneRelationships`` as clients read it to find the ``@odata.bind`` name; every
+    advertised navigation property binds and expands (one relationship list behind both)."""
+    relations = _get(
+        api,
+        "EntityDefinitions(LogicalName='contact')/ManyToOneRelationships",
+        **{
+            "$select": "SchemaName,ReferencingAttribute,ReferencedEntity,"
+            "ReferencingEntityNavigationPropertyName"
+        },
+    )["value"]
+    by_nav = {r["ReferencingEntityNavigationPropertyName"]: r for r in relations}
+    assert by_nav["parentcustomerid_account"]["ReferencedEntity"] == "account"
+    assert by_nav["parentcustomerid_account"]["SchemaName"] == "contact_customer_accounts"
+    assert by_nav["parentcustomerid_contact"]["ReferencingAttribute"] == "parentcustomerid"
+    assert by_nav["ownerid"]["ReferencedEntity"] == "owner"
+    account = api.post("accounts", json={"name": "Bound"})
+    assert account.status_code == 204
+    account_url = account.headers["OData-EntityId"]
+    account_id = account_url.rsplit("(", 1)[1].rstrip(")")
+    created = api.post(
+        "contacts", json={"lastname": "B", "parentcustomerid_account@odata.bind": account_url}
+    )
+    assert created.status_code == 204, created.text
+    served = {"account", "contact", "systemuser", "team"}
+    expandable = [n for n, r in by_nav.items() if r["ReferencedEntity"] in served]
+    response = api.get("contacts", params={"$expand": ",".join(expandable)})
+    assert response.status_code == 200, response.text
+    [row] = response.json()["value"]
+    assert row["parentcustomerid_account"]["accountid"] == account_id
+
+
+def test_one_to_many_relationships_and_relationship_definitions(api: httpx.Client) -> None:
+    """The referenced side: each collection-valued navigation property expands; the doc's
+    RelationshipDefinitions queries (cast + ``$filter`` on ReferencedEntity, by SchemaName)."""
+    one_to_many = _get(
+        api,
+        "EntityDefinitions(LogicalName='account')/OneToManyRelationships",
+        **{"$select": "SchemaName,ReferencingEntity,ReferencedEntityNavigationPropertyName"},
+    )["value"]
+    names = {r["SchemaName"] for r in one_to_many}
+    assert {"contact_customer_accounts", "opportunity_customer_accounts"} <= names
+    navs = [r["ReferencedEntityNavigationPropertyName"] for r in one_to_many]
+    expanded = api.get("accounts", params={"$expand": ",".join(navs[:15])})
+    assert expanded.status_code == 200, expanded.text
+    cast = _get(
+        api,
+        f"RelationshipDefinitions/{CRM}.OneToManyRelationshipMetadata",
+        **{"$select": "SchemaName", "$filter": "ReferencedEntity eq 'account'"},
+    )["value"]
+    assert {r["SchemaName"] for r in cast} == names
+    one = _get(api, "RelationshipDefinitions(SchemaName='contact_customer_accounts')")
+    assert one["@odata.type"] == f"#{CRM}.OneToManyRelationshipMetadata"
+    assert one["CascadeConfiguration"]["Delete"] == "Cascade"  # parental, as the emulator does
+    assert _get(api, f"RelationshipDefinitions({one['MetadataId']})")["SchemaName"] == (
+        "contact_customer_accounts"
+    )
+    base = api.get("RelationshipDefinitions", params={"$select": "ReferencedEntity"})
+    assert base.status_code == 400  # only RelationshipMetadataBase properties without the cast
+    assert (
+        _get(api, "EntityDefinitions(LogicalName='account')/ManyToManyRelationships")["value"] == []
+    )
