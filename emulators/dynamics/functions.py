@@ -64,6 +64,6 @@ def service_document(env: Environment, req: ApiRequest) -> ApiResponse:
         {"name": t.entity_set, "kind": "EntitySet", "url": t.entity_set}
         for t in env.tables.values()
     ]
-    for name in ("EntityDefinitions", "GlobalOptionSetDefinitions"):
+    for name in ("EntityDefinitions", "GlobalOptionSetDefinitions", "RelationshipDefinitions"):
         value.append({"name": name, "kind": "EntitySet", "url": name})
     return ApiResponse.json(200, {"@odata.context": f"{req.api_root}/$metadata", "value": value})
