@@ -186,7 +186,8 @@ class Emulator:
             and _form_says_get(request, body)
         ):
             # ``_method=GET`` inside the form body rather than the URL: not in today's docs
-            # (they put it in the query string), but Marketo serves it and clients send it so.
+            # (they put it in the query string), but Marketo serves it and widely used clients
+            # send it so (UNVERIFIED against the docs; see the README).
             get_via_post, method, endpoint = True, "GET", endpoints["GET"]
         self.usage.request(f"{method} {endpoint.label if endpoint else request.url.path}")
         if body is None:
