@@ -28,7 +28,7 @@ from emulators.dynamics.navigation import PRINCIPALS, Navigation, navigation_pro
 from emulators.dynamics.odata_filter import Predicate, compile_filter
 from emulators.dynamics.paging import PagingCookie
 from emulators.dynamics.protocol import ApiRequest
-from emulators.dynamics.query_options import parse_orderby, parse_top
+from emulators.dynamics.query_options import parse_orderby, parse_top, sort_key
 from emulators.dynamics.schema import Column, Table
 from emulators.dynamics.serialize import AnnotationFilter, RowRenderer
 from emulators.dynamics.store import Record
@@ -50,12 +50,6 @@ def not_implemented(what: str) -> ODataError:
 def has_nested_expand(items: list[ExpandItem]) -> bool:
     """True when any expand item carries an ``$expand`` of its own."""
     return any("$expand" in item.options for item in items)
-
-
-def _sort_key(value: Any) -> tuple[int, Any]:
-    if value is None:
-        return (0, "")
-    return (1, value.casefold() if isinstance(value, str) else value)
 
 
 @dataclass
@@ -258,7 +252,7 @@ class ExpandPlan:
             children = [c for c in children if predicate(c.values)]
         for column, descending in reversed(entry.orders):
             name = column.value_name
-            children.sort(key=lambda r: _sort_key(r.values.get(name)), reverse=descending)
+            children.sort(key=lambda r: sort_key(r.values.get(name)), reverse=descending)
         if entry.top is not None:
             children = children[: entry.top]
         limit = EXPANDED_ROW_LIMIT

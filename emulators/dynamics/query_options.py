@@ -3,8 +3,13 @@ parsers of ``$select``, ``$orderby`` and ``$top`` (reference §0-§2)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from emulators.dynamics.errors import ODataError, bad_request, query_property_not_found
+from emulators.dynamics.protocol import parse_key
 from emulators.dynamics.schema import Column, Table
+from emulators.dynamics.store import Record, TableData
 
 UNSUPPORTED_OPTIONS = ("$skip", "$search", "$format")  # reference §0
 COLLECTION_OPTIONS = {
@@ -77,3 +82,44 @@ def parse_top(text: str | None) -> int | None:
     if top < 0:
         raise bad_request("The $top query option must be a non-negative integer.")
     return top
+
+
+def sort_key(value: Any) -> tuple[int, Any]:
+    # SQL Server sorts empty values first when ascending.
+    if value is None:
+        return (0, "")
+    return (1, value.casefold() if isinstance(value, str) else value)
+
+
+def column_sort_key(name: str) -> Callable[[Record], tuple[int, Any]]:
+    def key(record: Record) -> tuple[int, Any]:
+        return sort_key(record.values.get(name))
+
+    return key
+
+
+def compare_keys(a: list[Any], b: list[Any], descending: list[bool]) -> int:
+    for left, right, desc in zip(a, b, descending, strict=True):
+        ka, kb = sort_key(left), sort_key(right)
+        if ka != kb:
+            result = -1 if ka < kb else 1
+            return -result if desc else result
+    return 0
+
+
+def resolve_key(data: TableData, key: str) -> str | None:
+    """The id of the row a URL key names (GUID or alternate key), or None if there is none."""
+    parsed = parse_key(key)
+    if isinstance(parsed, str):
+        return parsed
+    names = tuple(parsed)
+    table = data.table
+    for alternate in table.alternate_keys:
+        if set(alternate) == set(names) and len(alternate) == len(names):
+            return data.find_by_key(alternate, tuple(parsed[n] for n in alternate))
+    raise bad_request(
+        f"The key in the request URI is not valid for resource "
+        f"'Microsoft.Dynamics.CRM.{table.logical_name}'. Ensure that the names and number of key "
+        f"properties match the declared or alternate key properties for the resource "
+        f"'Microsoft.Dynamics.CRM.{table.logical_name}'."
+    )

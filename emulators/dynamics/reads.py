@@ -16,21 +16,20 @@ from urllib.parse import quote
 from emulators.dynamics.changetracking import Change, DeltaToken, changes_between, check_token
 from emulators.dynamics.clock import format_datetime
 from emulators.dynamics.environment import Environment
-from emulators.dynamics.errors import (
-    bad_request,
-    not_found,
-    track_changes_option,
-)
+from emulators.dynamics.errors import bad_request, not_found, track_changes_option
 from emulators.dynamics.expand import ExpandPlan
 from emulators.dynamics.odata_filter import compile_filter
 from emulators.dynamics.paging import PagingCookie
-from emulators.dynamics.protocol import ApiRequest, ApiResponse, Preferences, parse_key
+from emulators.dynamics.protocol import ApiRequest, ApiResponse, Preferences
 from emulators.dynamics.query_options import (
     COLLECTION_OPTIONS,
     check_options,
+    column_sort_key,
+    compare_keys,
     parse_orderby,
     parse_select,
     parse_top,
+    resolve_key,
 )
 from emulators.dynamics.schema import Column, Table
 from emulators.dynamics.serialize import (
@@ -66,47 +65,6 @@ _LINK_SAFE = ",()'*:@"
 def _link(req: ApiRequest, path: str, params: list[tuple[str, str]]) -> str:
     query = "&".join(f"{k}={quote(v, safe=_LINK_SAFE)}" for k, v in params)
     return f"{req.api_root}/{path}?{query}"
-
-
-def _sort_key(value: Any) -> tuple[int, Any]:
-    # SQL Server sorts empty values first when ascending.
-    if value is None:
-        return (0, "")
-    return (1, value.casefold() if isinstance(value, str) else value)
-
-
-def _column_sort_key(name: str) -> Callable[[Record], tuple[int, Any]]:
-    def key(record: Record) -> tuple[int, Any]:
-        return _sort_key(record.values.get(name))
-
-    return key
-
-
-def _compare(a: list[Any], b: list[Any], descending: list[bool]) -> int:
-    for left, right, desc in zip(a, b, descending, strict=True):
-        ka, kb = _sort_key(left), _sort_key(right)
-        if ka != kb:
-            result = -1 if ka < kb else 1
-            return -result if desc else result
-    return 0
-
-
-def resolve_key(data: TableData, key: str) -> str | None:
-    """The id of the row a URL key names (GUID or alternate key), or None if there is none."""
-    parsed = parse_key(key)
-    if isinstance(parsed, str):
-        return parsed
-    names = tuple(parsed)
-    table = data.table
-    for alternate in table.alternate_keys:
-        if set(alternate) == set(names) and len(alternate) == len(names):
-            return data.find_by_key(alternate, tuple(parsed[n] for n in alternate))
-    raise bad_request(
-        f"The key in the request URI is not valid for resource "
-        f"'Microsoft.Dynamics.CRM.{table.logical_name}'. Ensure that the names and number of key "
-        f"properties match the declared or alternate key properties for the resource "
-        f"'Microsoft.Dynamics.CRM.{table.logical_name}'."
-    )
 
 
 class QueryReader:
@@ -254,7 +212,7 @@ class QueryReader:
             if predicate is None or predicate(r.values)
         ]  # fmt: skip
         for column, desc in reversed(orders):
-            records.sort(key=_column_sort_key(column.value_name), reverse=desc)
+            records.sort(key=column_sort_key(column.value_name), reverse=desc)
         start = 0
         if cookie is not None:
             names = [c.value_name for c, _ in orders]
@@ -265,7 +223,7 @@ class QueryReader:
             start = len(records)
             for index, record in enumerate(records):
                 values = [record.values.get(n) for n in names] + [record.values[pk]]
-                if _compare(values, last, directions) > 0:
+                if compare_keys(values, last, directions) > 0:
                     start = index
                     break
         page = records[start : start + size + 1]

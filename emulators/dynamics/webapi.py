@@ -17,7 +17,8 @@ from emulators.dynamics.protocol import (
     parse_prefer,
     parse_query,
 )
-from emulators.dynamics.reads import QueryReader, resolve_key
+from emulators.dynamics.query_options import resolve_key
+from emulators.dynamics.reads import QueryReader
 from emulators.dynamics.store import TableData
 from emulators.dynamics.writes import create, delete, upsert
 
