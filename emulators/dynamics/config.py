@@ -12,10 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from emulators.dynamics.option_sets import ACTIVE_STATE, ACTIVE_STATUS, ACTIVE_STATUS_STATE
 from emulators.dynamics.schema import (
-    ACTIVE_STATE,
-    ACTIVE_STATUS,
-    SYNC_FILTER_TABLES,
     AttrType,
     Column,
     Table,
@@ -25,11 +23,11 @@ from emulators.dynamics.schema import (
     lookup,
     memo,
     money,
-    standard_tables,
     sync_filter_column,
     system,
     text,
 )
+from emulators.dynamics.standard_tables import SYNC_FILTER_TABLES, standard_tables
 
 DEFAULT_TENANT_ID = "6f3c1a52-8d7e-4b1f-9a0c-2e5d4c3b2a10"
 DEFAULT_CLIENT_ID = "0b9e3c7a-5f41-4d2e-8c6b-1a2f3e4d5c6b"
@@ -188,7 +186,7 @@ def _custom_table(spec: CustomTable, sync_filter_default: bool | None) -> Table:
     columns.extend(
         [
             choice("statecode", ACTIVE_STATE, AttrType.STATE),
-            choice("statuscode", ACTIVE_STATUS, AttrType.STATUS),
+            choice("statuscode", ACTIVE_STATUS, AttrType.STATUS, states=ACTIVE_STATUS_STATE),
             system("createdon", AttrType.DATETIME),
             system("modifiedon", AttrType.DATETIME),
             system("versionnumber", AttrType.BIGINT),
@@ -208,4 +206,5 @@ def _custom_table(spec: CustomTable, sync_filter_default: bool | None) -> Table:
         alternate_keys=tuple(tuple(k) for k in spec.alternate_keys),
         change_tracking=spec.change_tracking,
         schema_name=spec.schema_name or spec.logical_name,
+        is_custom=True,
     )

@@ -16,16 +16,21 @@ from urllib.parse import quote
 from emulators.dynamics.changetracking import Change, DeltaToken, changes_between, check_token
 from emulators.dynamics.clock import format_datetime
 from emulators.dynamics.environment import Environment
-from emulators.dynamics.errors import (
-    ODataError,
-    bad_request,
-    not_found,
-    query_property_not_found,
-    track_changes_option,
-)
+from emulators.dynamics.errors import bad_request, not_found, track_changes_option
+from emulators.dynamics.expand import ExpandPlan
 from emulators.dynamics.odata_filter import compile_filter
 from emulators.dynamics.paging import PagingCookie
-from emulators.dynamics.protocol import ApiRequest, ApiResponse, Preferences, parse_key
+from emulators.dynamics.protocol import ApiRequest, ApiResponse, Preferences
+from emulators.dynamics.query_options import (
+    COLLECTION_OPTIONS,
+    check_options,
+    column_sort_key,
+    compare_keys,
+    parse_orderby,
+    parse_select,
+    parse_top,
+    resolve_key,
+)
 from emulators.dynamics.schema import Column, Table
 from emulators.dynamics.serialize import (
     TOTAL_COUNT,
@@ -37,131 +42,66 @@ from emulators.dynamics.serialize import (
 from emulators.dynamics.store import Record, TableData
 
 COUNT_LIMIT = 5000  # $count and /$count stop at 5,000 (PAD query-data-web-api.md)
-UNSUPPORTED_OPTIONS = ("$skip", "$search", "$format")  # reference §0
-COLLECTION_OPTIONS = {
-    "$select",
-    "$filter",
-    "$orderby",
-    "$top",
-    "$count",
-    "$skiptoken",
-    "$deltatoken",
-    "$expand",
-}
-NOT_IMPLEMENTED_OPTIONS = ("$expand", "$apply", "fetchXml", "savedQuery", "userQuery")
-
-
-def check_options(options: dict[str, str], allowed: set[str]) -> None:
-    """Reject unsupported and unknown system query options."""
-    for name in options:
-        if name in UNSUPPORTED_OPTIONS:
-            raise bad_request(f"The query parameter {name} is not supported")
-        if name in NOT_IMPLEMENTED_OPTIONS:
-            raise ODataError(
-                501, "0x8006088a", f"The query option '{name}' is not implemented by the emulator."
-            )
-        if name.startswith("$") and name not in allowed:
-            raise bad_request(f"The query parameter {name} is not supported")
-
-
-def parse_select(table: Table, text: str | None) -> list[Column] | None:
-    """Columns named in ``$select`` (lookups by ``_<name>_value``), or None for all."""
-    if text is None:
-        return None
-    columns: list[Column] = []
-    for raw in text.split(","):
-        name = raw.strip()
-        if not name:
-            continue
-        column = table.column_for_property(name)
-        if column is None:
-            raise query_property_not_found(name, table.logical_name)
-        if column not in columns:
-            columns.append(column)
-    return columns
-
-
-def parse_orderby(table: Table, text: str | None) -> list[tuple[Column, bool]]:
-    """``$orderby`` as (column, descending) pairs."""
-    if not text:
-        return []
-    orders: list[tuple[Column, bool]] = []
-    for raw in text.split(","):
-        parts = raw.split()
-        if not parts or len(parts) > 2 or (len(parts) == 2 and parts[1] not in ("asc", "desc")):
-            raise bad_request(f"The $orderby expression '{text}' is not valid.")
-        column = table.column_for_property(parts[0])
-        if column is None:
-            raise query_property_not_found(parts[0], table.logical_name)
-        orders.append((column, len(parts) == 2 and parts[1] == "desc"))
-    return orders
 
 
 def context_url(
-    req: ApiRequest, table: Table, select: list[Column] | None, suffix: str = ""
+    req: ApiRequest,
+    table: Table,
+    select: list[Column] | None,
+    suffix: str = "",
+    expand: ExpandPlan | None = None,
 ) -> str:
-    """``@odata.context`` for a collection, an entity or a delta."""
-    names = f"({','.join(c.value_name for c in select)})" if select else ""
+    """``@odata.context`` for a collection, an entity or a delta (with any expansions)."""
+    parts = [c.value_name for c in select or []]
+    if expand is not None:
+        parts.extend(expand.context_parts())
+    names = f"({','.join(parts)})" if parts else ""
     return f"{req.api_root}/$metadata#{table.entity_set}{names}{suffix}"
 
 
 _LINK_SAFE = ",()'*:@"
 
 
-def _link(req: ApiRequest, table: Table, params: list[tuple[str, str]]) -> str:
+def _link(req: ApiRequest, path: str, params: list[tuple[str, str]]) -> str:
     query = "&".join(f"{k}={quote(v, safe=_LINK_SAFE)}" for k, v in params)
-    return f"{req.api_root}/{table.entity_set}?{query}"
-
-
-def _sort_key(value: Any) -> tuple[int, Any]:
-    # SQL Server sorts empty values first when ascending.
-    if value is None:
-        return (0, "")
-    return (1, value.casefold() if isinstance(value, str) else value)
-
-
-def _column_sort_key(name: str) -> Callable[[Record], tuple[int, Any]]:
-    def key(record: Record) -> tuple[int, Any]:
-        return _sort_key(record.values.get(name))
-
-    return key
-
-
-def _compare(a: list[Any], b: list[Any], descending: list[bool]) -> int:
-    for left, right, desc in zip(a, b, descending, strict=True):
-        ka, kb = _sort_key(left), _sort_key(right)
-        if ka != kb:
-            result = -1 if ka < kb else 1
-            return -result if desc else result
-    return 0
-
-
-def resolve_key(data: TableData, key: str) -> str | None:
-    """The id of the row a URL key names (GUID or alternate key), or None if there is none."""
-    parsed = parse_key(key)
-    if isinstance(parsed, str):
-        return parsed
-    names = tuple(parsed)
-    table = data.table
-    for alternate in table.alternate_keys:
-        if set(alternate) == set(names) and len(alternate) == len(names):
-            return data.find_by_key(alternate, tuple(parsed[n] for n in alternate))
-    raise bad_request(
-        f"The key in the request URI is not valid for resource "
-        f"'Microsoft.Dynamics.CRM.{table.logical_name}'. Ensure that the names and number of key "
-        f"properties match the declared or alternate key properties for the resource "
-        f"'Microsoft.Dynamics.CRM.{table.logical_name}'."
-    )
+    return f"{req.api_root}/{path}?{query}"
 
 
 class QueryReader:
     """Answers GET requests on one entity set."""
 
-    def __init__(self, env: Environment, req: ApiRequest, data: TableData) -> None:
+    def __init__(
+        self,
+        env: Environment,
+        req: ApiRequest,
+        data: TableData,
+        scope: tuple[str, str, str] | None = None,
+    ) -> None:
+        """``scope`` = (path, lookup property, id) serves a filtered collection such as
+        ``accounts(<id>)/contact_customer_accounts``: the rows whose lookup holds the id."""
         self.env = env
         self.req = req
         self.data = data
         self.table = data.table
+        self.path = scope[0] if scope else self.table.entity_set
+        self.scope = scope
+
+    def _predicate(self, options: dict[str, str]) -> Callable[[dict[str, Any]], bool] | None:
+        predicate = compile_filter(options["$filter"], self.table) if "$filter" in options else None
+        if self.scope is None:
+            return predicate
+        _, prop, record_id = self.scope
+        if predicate is None:
+            return lambda row: row.get(prop) == record_id
+        inner = predicate
+        return lambda row: row.get(prop) == record_id and inner(row)
+
+    def _expand(self, options: dict[str, str], prefs: Preferences) -> ExpandPlan | None:
+        annotations = AnnotationFilter(prefs.include_annotations)
+        size = self._page_size(prefs) if prefs.max_page_size else None
+        return ExpandPlan.parse(
+            self.env, self.req, self.table, options.get("$expand"), annotations, size
+        )
 
     def _page_size(self, prefs: Preferences) -> int:
         limit = self.env.config.max_page_size
@@ -185,12 +125,13 @@ class QueryReader:
             return self._tracked(options, prefs)
         check_options(options, COLLECTION_OPTIONS)
         select = parse_select(self.table, options.get("$select"))
-        predicate = compile_filter(options["$filter"], self.table) if "$filter" in options else None
+        predicate = self._predicate(options)
         orders = parse_orderby(self.table, options.get("$orderby"))
+        plan = self._expand(options, prefs)
         annotations = AnnotationFilter(prefs.include_annotations)
         renderer = RowRenderer(self.env.db, self.table, select, annotations)
         size = self._page_size(prefs)
-        top = self._top(options)
+        top = parse_top(options.get("$top"))
         if top is not None and prefs.max_page_size is None:
             size = min(top, size)
         cookie = PagingCookie.decode(options["$skiptoken"]) if "$skiptoken" in options else None
@@ -200,7 +141,9 @@ class QueryReader:
             rows, more = self._pk_page(predicate, cookie, size)
         if top is not None and prefs.max_page_size is None:
             more = False  # $top: one page, no nextLink
-        body: dict[str, Any] = {"@odata.context": context_url(self.req, self.table, select)}
+        body: dict[str, Any] = {
+            "@odata.context": context_url(self.req, self.table, select, expand=plan)
+        }
         if options.get("$count", "").lower() == "true":
             total = self._count(predicate)
             body["@odata.count"] = min(total, COUNT_LIMIT)
@@ -208,6 +151,9 @@ class QueryReader:
                 body[f"@{TOTAL_COUNT}"] = total if total <= COUNT_LIMIT else -1
                 body[f"@{TOTAL_COUNT_EXCEEDED}"] = total > COUNT_LIMIT
         body["value"] = [renderer.render(r) for r in rows]
+        if plan is not None:
+            for record, row in zip(rows, body["value"], strict=True):
+                plan.apply(record, row)
         if more and rows:
             next_cookie = PagingCookie(page=(cookie.page if cookie else 1) + 1)
             last, first = rows[-1].values, rows[0].values
@@ -218,20 +164,8 @@ class QueryReader:
             next_cookie.first[self.table.primary_id] = first[self.table.primary_id]
             params = [(k, v) for k, v in options.items() if k != "$skiptoken"]
             params.append(("$skiptoken", next_cookie.encode()))
-            body["@odata.nextLink"] = _link(self.req, self.table, params)
+            body["@odata.nextLink"] = _link(self.req, self.path, params)
         return ApiResponse.json(200, body, self._applied(prefs, annotations))
-
-    @staticmethod
-    def _top(options: dict[str, str]) -> int | None:
-        if "$top" not in options:
-            return None
-        try:
-            top = int(options["$top"])
-        except ValueError:
-            raise bad_request(f"Invalid value '{options['$top']}' for $top query option.") from None
-        if top < 0:
-            raise bad_request("The $top query option must be a non-negative integer.")
-        return top
 
     def _count(self, predicate: Callable[[dict[str, Any]], bool] | None) -> int:
         rows = self.data.rows
@@ -278,7 +212,7 @@ class QueryReader:
             if predicate is None or predicate(r.values)
         ]  # fmt: skip
         for column, desc in reversed(orders):
-            records.sort(key=_column_sort_key(column.value_name), reverse=desc)
+            records.sort(key=column_sort_key(column.value_name), reverse=desc)
         start = 0
         if cookie is not None:
             names = [c.value_name for c, _ in orders]
@@ -289,7 +223,7 @@ class QueryReader:
             start = len(records)
             for index, record in enumerate(records):
                 values = [record.values.get(n) for n in names] + [record.values[pk]]
-                if _compare(values, last, directions) > 0:
+                if compare_keys(values, last, directions) > 0:
                     start = index
                     break
         page = records[start : start + size + 1]
@@ -306,11 +240,16 @@ class QueryReader:
             raise not_found(self.table.logical_name, record_id or key)
         select = parse_select(self.table, options.get("$select"))
         annotations = AnnotationFilter(prefs.include_annotations)
+        plan = self._expand(options, prefs)
         if_none_match = self.req.header("if-none-match")
-        if if_none_match and if_none_match == etag(record.version) and not annotations.any:
+        unchanged = if_none_match and if_none_match == etag(record.version)
+        if unchanged and not annotations.any and plan is None:  # never with $expand (§3)
             return ApiResponse.empty(304, {"ETag": etag(record.version)})
         row = RowRenderer(self.env.db, self.table, select, annotations).render(record)
-        body = {"@odata.context": context_url(self.req, self.table, select, "/$entity"), **row}
+        if plan is not None:
+            plan.apply(record, row)
+        context = context_url(self.req, self.table, select, "/$entity", plan)
+        body = {"@odata.context": context, **row}
         headers = {"ETag": etag(record.version), **self._applied(prefs, annotations)}
         return ApiResponse.json(200, body, headers)
 
@@ -362,10 +301,10 @@ class QueryReader:
             if "$deltatoken" in options:
                 params.append(("$deltatoken", options["$deltatoken"]))
             params.append(("$skiptoken", next_cookie.encode()))
-            body["@odata.nextLink"] = _link(self.req, self.table, params)
+            body["@odata.nextLink"] = _link(self.req, self.path, params)
         else:
             # reference §1: the deltaLink only on the last page, never with a nextLink
-            link = _link(self.req, self.table, base)
+            link = _link(self.req, self.path, base)
             separator = "&" if base else ""
             body["@odata.deltaLink"] = (
                 f"{link}{separator}$deltatoken={quote(snapshot.encode(), safe='')}"

@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from emulators.dynamics.option_sets import (
+    YES_NO,
+)
+
 
 class AttrType(StrEnum):
     """Dataverse ``AttributeType`` names (as EntityDefinitions/Attributes report them)."""
@@ -88,6 +92,10 @@ class Column:
     default: Any = None
     date_only: bool = False
     on_delete: OnDelete = OnDelete.REMOVE_LINK
+    option_states: Mapping[int, int] | None = None
+    """Status columns: each option's state (``statuscode`` value → ``statecode`` value)."""
+    global_option_set: str | None = None
+    """The name of the global option set the choice uses; None for a local option set."""
 
     @property
     def is_lookup(self) -> bool:
@@ -132,6 +140,7 @@ class Table:
     computed: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Computed string columns: name → source columns joined with a space (``fullname``)."""
     schema_name: str = ""
+    is_custom: bool = False
 
     def __post_init__(self) -> None:
         self.by_value_name: dict[str, Column] = {c.value_name: c for c in self.columns.values()}
@@ -146,98 +155,6 @@ class Table:
         """The column behind a query property name (``name`` or ``_parentcustomerid_value``)."""
         return self.by_value_name.get(prop)
 
-
-# --- option sets (labels from the table reference; used for formatted values) ---------------
-
-YES_NO = {1: "Yes", 0: "No"}
-ALLOW_DONT = {0: "Allow", 1: "Do Not Allow"}
-LEAD_STATE = {0: "Open", 1: "Qualified", 2: "Disqualified"}
-LEAD_STATUS = {
-    1: "New",
-    2: "Contacted",
-    3: "Qualified",
-    4: "Lost",
-    5: "Cannot Contact",
-    6: "No Longer Interested",
-    7: "Canceled",
-}
-ACTIVE_STATE = {0: "Active", 1: "Inactive"}
-ACTIVE_STATUS = {1: "Active", 2: "Inactive"}
-OPPORTUNITY_STATE = {0: "Open", 1: "Won", 2: "Lost"}
-OPPORTUNITY_STATUS = {1: "In Progress", 2: "On Hold", 3: "Won", 4: "Canceled", 5: "Out-Sold"}
-LEAD_SOURCE = {
-    1: "Advertisement",
-    2: "Employee Referral",
-    3: "External Referral",
-    4: "Partner",
-    5: "Public Relations",
-    6: "Seminar",
-    7: "Trade Show",
-    8: "Web",
-    9: "Word of Mouth",
-    10: "Other",
-}
-LEAD_QUALITY = {1: "Hot", 2: "Warm", 3: "Cold"}
-CONTACT_METHOD = {1: "Any", 2: "Email", 3: "Phone", 4: "Fax", 5: "Mail"}
-INDUSTRY = {
-    1: "Accounting",
-    2: "Agriculture and Non-petrol Natural Resource Extraction",
-    3: "Broadcasting Printing and Publishing",
-    4: "Brokers",
-    5: "Building Supply Retail",
-    6: "Business Services",
-    7: "Consulting",
-    8: "Consumer Services",
-    9: "Design, Direction and Creative Management",
-    10: "Distributors, Dispatchers and Processors",
-    11: "Doctor's Offices and Clinics",
-    12: "Durable Manufacturing",
-    13: "Eating and Drinking Places",
-    14: "Entertainment Retail",
-    15: "Equipment Rental and Leasing",
-    16: "Financial",
-    17: "Food and Tobacco Processing",
-    18: "Inbound Capital Intensive Processing",
-    19: "Inbound Repair and Services",
-    20: "Insurance",
-    21: "Legal Services",
-    22: "Non-Durable Merchandise Retail",
-    23: "Outbound Consumer Service",
-    24: "Petrochemical Extraction and Distribution",
-    25: "Service Retail",
-    26: "SIG Affiliations",
-    27: "Social Services",
-    28: "Special Outbound Trade Contractors",
-    29: "Specialty Realty",
-    30: "Transportation",
-    31: "Utility Creation and Distribution",
-    32: "Vehicle Retail",
-    33: "Wholesale",
-}
-BUSINESS_TYPE = {1: "Default Value"}
-TEAM_TYPE = {
-    0: "Owner",
-    1: "Access",
-    2: "Microsoft Entra ID Security Group",
-    3: "Microsoft Entra ID Office Group",
-}
-ACCESS_MODE = {
-    0: "Read-Write",
-    1: "Administrative",
-    2: "Read",
-    3: "Support User",
-    4: "Non-interactive",
-}
-CONNECTION_ROLE_CATEGORY = {
-    1: "Business",
-    2: "Family",
-    3: "Social",
-    4: "Sales",
-    5: "Other",
-    1000: "Stakeholder",
-    1001: "Sales Team",
-    1002: "Service",
-}
 
 MONEY_MIN, MONEY_MAX = -922337203685477.0, 922337203685477.0
 INT_MIN, INT_MAX = -2147483648, 2147483647
@@ -271,9 +188,16 @@ def boolean(name: str, labels: Mapping[int, str] = YES_NO, default: bool | None 
     return Column(name, AttrType.BOOLEAN, options=labels, default=default)
 
 
-def choice(name: str, options: Mapping[int, str], kind: AttrType = AttrType.PICKLIST) -> Column:
-    """A choice (picklist), state or status column."""
-    return Column(name, kind, options=options)
+def choice(
+    name: str,
+    options: Mapping[int, str],
+    kind: AttrType = AttrType.PICKLIST,
+    *,
+    states: Mapping[int, int] | None = None,
+    global_name: str | None = None,
+) -> Column:
+    """A choice (picklist), state or status column (a status column names each option's state)."""
+    return Column(name, kind, options=options, option_states=states, global_option_set=global_name)
 
 
 def lookup(
@@ -295,275 +219,9 @@ def system(name: str, kind: AttrType) -> Column:
     return Column(name, kind, read_only=True)
 
 
-def _common(owner: bool = True) -> list[Column]:
-    columns = [
-        system("createdon", AttrType.DATETIME),
-        system("modifiedon", AttrType.DATETIME),
-        system("versionnumber", AttrType.BIGINT),
-        lookup("createdby", "systemuser", read_only=True),
-        lookup("modifiedby", "systemuser", read_only=True),
-    ]
-    if owner:
-        columns.append(Column("ownerid", AttrType.OWNER, targets=("systemuser", "team")))
-    return columns
-
-
-def _address() -> list[Column]:
-    return [
-        text("address1_line1", 250),
-        text("address1_line2", 250),
-        text("address1_line3", 250),
-        text("address1_city", 80),
-        text("address1_stateorprovince", 50),
-        text("address1_postalcode", 20),
-        text("address1_country", 80),
-    ]
-
-
-def _person() -> list[Column]:
-    return [
-        text("firstname", 50),
-        text("middlename", 50),
-        text("lastname", 50),
-        Column("fullname", AttrType.STRING, max_length=160, read_only=True),
-        text("salutation", 100),
-        text("emailaddress1", 100),
-        text("emailaddress2", 100),
-        text("jobtitle", 100),
-        text("telephone1", 50),
-        text("telephone2", 50),
-        text("mobilephone", 50),
-        text("fax", 50),
-        memo("description"),
-        boolean("donotphone", ALLOW_DONT),
-        boolean("donotemail", ALLOW_DONT),
-        boolean("donotbulkemail", ALLOW_DONT),
-        boolean("donotfax", ALLOW_DONT),
-        boolean("donotpostalmail", ALLOW_DONT),
-        boolean("donotsendmm", {0: "Send", 1: "Do Not Send"}),
-        choice("preferredcontactmethodcode", CONTACT_METHOD),
-        *_address(),
-    ]
-
-
 SYNC_FILTER = "new_synctomkto"
 
 
 def sync_filter_column(default: bool | None) -> Column:
     """The Marketo sync filter Two Options column (marketo.md A.4)."""
     return boolean(SYNC_FILTER, YES_NO, default=default)
-
-
-def _table(
-    logical_name: str,
-    entity_set: str,
-    primary_name: str,
-    columns: list[Column],
-    **kw: Any,
-) -> Table:
-    primary_id = f"{logical_name}id"
-    all_columns = [Column(primary_id, AttrType.UNIQUEIDENTIFIER), *columns]
-    return Table(
-        logical_name=logical_name,
-        entity_set=entity_set,
-        primary_id=primary_id,
-        primary_name=primary_name,
-        columns={c.name: c for c in all_columns},
-        **kw,
-    )
-
-
-def standard_tables(sync_filter_default: bool | None = True) -> list[Table]:
-    """The out-of-the-box tables the emulator serves (reference §6)."""
-    flag = sync_filter_column(sync_filter_default)
-    lead = _table(
-        "lead",
-        "leads",
-        "fullname",
-        [
-            text("subject", 300),
-            *_person(),
-            text("companyname", 100),
-            text("websiteurl", 200),
-            money("revenue"),
-            integer("numberofemployees", 0, 1_000_000_000),
-            choice("leadsourcecode", LEAD_SOURCE),
-            choice("leadqualitycode", LEAD_QUALITY),
-            choice("statecode", LEAD_STATE, AttrType.STATE),
-            choice("statuscode", LEAD_STATUS, AttrType.STATUS),
-            lookup("parentaccountid", "account"),
-            lookup("parentcontactid", "contact"),
-            lookup("transactioncurrencyid", "transactioncurrency"),
-            flag,
-            *_common(),
-        ],
-        computed={"fullname": ("firstname", "lastname")},
-    )
-    contact = _table(
-        "contact",
-        "contacts",
-        "fullname",
-        [
-            *_person(),
-            choice("leadsourcecode", {1: "Default Value"}),
-            choice("statecode", ACTIVE_STATE, AttrType.STATE),
-            choice("statuscode", ACTIVE_STATUS, AttrType.STATUS),
-            lookup("parentcustomerid", "account", "contact", on_delete=OnDelete.CASCADE),
-            lookup("transactioncurrencyid", "transactioncurrency"),
-            flag,
-            *_common(),
-        ],
-        computed={"fullname": ("firstname", "lastname")},
-    )
-    account = _table(
-        "account",
-        "accounts",
-        "name",
-        [
-            text("name", 160),
-            text("accountnumber", 20),
-            text("telephone1", 50),
-            text("fax", 50),
-            text("emailaddress1", 100),
-            text("websiteurl", 200),
-            *_address(),
-            money("revenue"),
-            integer("numberofemployees", 0, 1_000_000_000),
-            choice("industrycode", INDUSTRY),
-            choice("businesstypecode", BUSINESS_TYPE),
-            text("sic", 20),
-            memo("description"),
-            choice("statecode", ACTIVE_STATE, AttrType.STATE),
-            choice("statuscode", ACTIVE_STATUS, AttrType.STATUS),
-            lookup("primarycontactid", "contact"),
-            lookup("parentaccountid", "account"),
-            lookup("transactioncurrencyid", "transactioncurrency"),
-            flag,
-            *_common(),
-        ],
-    )
-    opportunity = _table(
-        "opportunity",
-        "opportunities",
-        "name",
-        [
-            text("name", 300),
-            money("estimatedvalue"),
-            integer("closeprobability", 0, 100),
-            Column("actualclosedate", AttrType.DATETIME, date_only=True),
-            Column("estimatedclosedate", AttrType.DATETIME, date_only=True),
-            memo("description"),
-            choice("statecode", OPPORTUNITY_STATE, AttrType.STATE),
-            choice("statuscode", OPPORTUNITY_STATUS, AttrType.STATUS),
-            lookup("customerid", "account", "contact", on_delete=OnDelete.CASCADE),
-            lookup("parentaccountid", "account"),
-            lookup("parentcontactid", "contact"),
-            lookup("transactioncurrencyid", "transactioncurrency"),
-            flag,
-            *_common(),
-        ],
-    )
-    systemuser = _table(
-        "systemuser",
-        "systemusers",
-        "fullname",
-        [
-            text("firstname", 64),
-            text("lastname", 64),
-            Column("fullname", AttrType.STRING, max_length=200, read_only=True),
-            text("domainname", 1024),
-            text("internalemailaddress", 100),
-            text("jobtitle", 100),
-            text("title", 128),
-            Column("azureactivedirectoryobjectid", AttrType.UNIQUEIDENTIFIER),
-            Column("applicationid", AttrType.UNIQUEIDENTIFIER),
-            boolean("isdisabled", {0: "Enabled", 1: "Disabled"}),
-            choice("accessmode", ACCESS_MODE),
-            lookup("businessunitid", "businessunit"),
-            *_common(owner=False),
-        ],
-        computed={"fullname": ("firstname", "lastname")},
-        can_delete=False,  # users are disabled, never deleted
-    )
-    team = _table(
-        "team",
-        "teams",
-        "name",
-        [
-            text("name", 160),
-            memo("description"),
-            choice("teamtype", TEAM_TYPE),
-            Column("azureactivedirectoryobjectid", AttrType.UNIQUEIDENTIFIER),
-            boolean("isdefault", YES_NO),
-            lookup("businessunitid", "businessunit"),
-            lookup("administratorid", "systemuser"),
-            *_common(owner=False),
-        ],
-    )
-    organization = _table(
-        "organization",
-        "organizations",
-        "name",
-        [
-            text("name", 160),
-            integer("expirechangetrackingindays", 0, 365),
-            integer("expiresubscriptionsindays", 0, 365),
-            system("createdon", AttrType.DATETIME),
-            system("modifiedon", AttrType.DATETIME),
-            system("versionnumber", AttrType.BIGINT),
-        ],
-        change_tracking=False,
-        can_delete=False,
-        can_create=False,
-    )
-    connectionrole = _table(
-        "connectionrole",
-        "connectionroles",
-        "name",
-        [
-            text("name", 100),
-            memo("description"),
-            choice("category", CONNECTION_ROLE_CATEGORY),
-            choice("statecode", ACTIVE_STATE, AttrType.STATE),
-            choice("statuscode", ACTIVE_STATUS, AttrType.STATUS),
-            system("createdon", AttrType.DATETIME),
-            system("modifiedon", AttrType.DATETIME),
-            system("versionnumber", AttrType.BIGINT),
-        ],
-        change_tracking=False,
-    )
-    connection_ends = ("account", "contact", "lead", "opportunity", "systemuser", "team")
-    connection = _table(
-        "connection",
-        "connections",
-        "name",
-        [
-            text("name", 500, read_only=True),
-            memo("description"),
-            Column("effectivestart", AttrType.DATETIME),
-            Column("effectiveend", AttrType.DATETIME),
-            boolean("ismaster", YES_NO),
-            lookup("record1id", *connection_ends, on_delete=OnDelete.CASCADE),
-            lookup("record2id", *connection_ends, on_delete=OnDelete.CASCADE),
-            lookup("record1roleid", "connectionrole"),
-            lookup("record2roleid", "connectionrole"),
-            lookup("relatedconnectionid", "connection", read_only=True),
-            choice("statecode", ACTIVE_STATE, AttrType.STATE),
-            choice("statuscode", ACTIVE_STATUS, AttrType.STATUS),
-            *_common(),
-        ],
-    )
-    return [
-        lead,
-        contact,
-        account,
-        opportunity,
-        systemuser,
-        team,
-        organization,
-        connectionrole,
-        connection,
-    ]
-
-
-SYNC_FILTER_TABLES = frozenset({"lead", "contact", "account", "opportunity"})

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from emulators.dynamics.environment import Environment
-from emulators.dynamics.errors import ODataError, bad_request, resource_not_found
-from emulators.dynamics.metadata import (
-    entity_definitions,
-    retrieve_current_organization,
-    service_document,
-    who_am_i,
-)
+from emulators.dynamics.errors import ODataError, bad_request, not_found, resource_not_found
+from emulators.dynamics.expand import not_implemented
+from emulators.dynamics.functions import retrieve_current_organization, service_document, who_am_i
+from emulators.dynamics.metadata import entity_definitions, global_option_set_definitions
+from emulators.dynamics.metadata_relationships import relationship_definitions
+from emulators.dynamics.navigation import navigation_properties
 from emulators.dynamics.protocol import (
     ApiRequest,
     ApiResponse,
+    Preferences,
     parse_path,
     parse_prefer,
     parse_query,
 )
+from emulators.dynamics.query_options import resolve_key
 from emulators.dynamics.reads import QueryReader
+from emulators.dynamics.store import TableData
 from emulators.dynamics.writes import create, delete, upsert
 
 
@@ -58,6 +60,14 @@ class WebApi:
             if req.method != "GET":
                 raise method_not_allowed(req.method, "EntityDefinitions")
             return entity_definitions(self.env, req, path, options), None
+        if name == "RelationshipDefinitions":
+            if req.method != "GET":
+                raise method_not_allowed(req.method, "RelationshipDefinitions")
+            return relationship_definitions(self.env, req, path, options), None
+        if name == "GlobalOptionSetDefinitions":
+            if req.method != "GET":
+                raise method_not_allowed(req.method, "GlobalOptionSetDefinitions")
+            return global_option_set_definitions(self.env, req, path, options), None
         if name == "$batch":
             raise bad_request("Nested batch requests are not supported.")
         data = self.env.db.by_set.get(name)
@@ -76,7 +86,9 @@ class WebApi:
                 return response, url
             raise method_not_allowed(method, "a collection of entities")
         if path.rest:
-            raise resource_not_found("/".join(path.rest))
+            if method != "GET" or len(path.rest) != 1:
+                raise resource_not_found("/".join(path.rest))
+            return self.related(req, data, path.key, path.rest[0], options, prefs), None
         if method == "GET":
             return QueryReader(self.env, req, data).single(path.key, options, prefs), None
         if method == "PATCH":
@@ -85,3 +97,29 @@ class WebApi:
         if method == "DELETE":
             return delete(self.env, req, data, path.key), None
         raise method_not_allowed(method, "a single entity")
+
+    def related(
+        self,
+        req: ApiRequest,
+        data: TableData,
+        key: str,
+        name: str,
+        options: dict[str, str],
+        prefs: Preferences,
+    ) -> ApiResponse:
+        """``GET /<set>(<id>)/<collection-valued navigation property>``: a filtered collection
+        (the URL an expanded collection's ``@odata.nextLink`` names)."""
+        nav = navigation_properties(data.table, self.env.tables).get(name)
+        if nav is None:
+            raise resource_not_found(name)
+        if not nav.collection:
+            raise not_implemented("Reading a single-valued navigation property by URL")
+        if prefs.track_changes:
+            # UNVERIFIED: no source says; delta links are served for entity sets only.
+            raise bad_request("odata.track-changes is not supported on a filtered collection.")
+        record_id = resolve_key(data, key)
+        if record_id is None or record_id not in data.rows:
+            raise not_found(data.table.logical_name, record_id or key)
+        related = self.env.db.data[nav.related[0]]
+        scope = (f"{data.table.entity_set}({record_id})/{name}", nav.column.value_name, record_id)
+        return QueryReader(self.env, req, related, scope).collection(options, prefs)

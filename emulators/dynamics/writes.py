@@ -32,7 +32,8 @@ from emulators.dynamics.protocol import (
     parse_key,
     parse_path,
 )
-from emulators.dynamics.reads import context_url, parse_select, resolve_key
+from emulators.dynamics.query_options import parse_select, resolve_key
+from emulators.dynamics.reads import context_url
 from emulators.dynamics.schema import (
     CHOICE_TYPES,
     EDM_TYPES,

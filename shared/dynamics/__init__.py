@@ -18,6 +18,7 @@ from shared.dynamics.counters import CallCounters
 from shared.dynamics.models import (
     ChangedRecord,
     ChangePage,
+    ChoiceColumn,
     OrganizationDetail,
     OrganizationInfo,
     RecordCount,
@@ -37,6 +38,7 @@ __all__ = [
     "ChangePage",
     "ChangeSet",
     "ChangedRecord",
+    "ChoiceColumn",
     "DynamicsClient",
     "Filter",
     "OrganizationDetail",

@@ -41,6 +41,7 @@ from shared.dynamics.limiter import ConcurrencyLimiter
 from shared.dynamics.models import (
     ChangedRecord,
     ChangePage,
+    ChoiceColumn,
     OrganizationDetail,
     OrganizationInfo,
     RecordCount,
@@ -270,6 +271,10 @@ class DynamicsClient:
         )
 
     # --- metadata and identity ----------------------------------------------------------------
+
+    async def choice_columns(self, logical_name: str) -> dict[str, ChoiceColumn]:
+        """The choice columns of a table with their options (value → label)."""
+        return await metadata.choice_columns(self.transport, logical_name)
 
     async def table_definition(self, logical_name: str) -> TableDefinition:
         """Entity set, primary key, change tracking flag and columns of a table."""

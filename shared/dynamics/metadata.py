@@ -1,9 +1,12 @@
-"""Table metadata: entity set, primary key, change tracking and columns, to check mappings.
+"""Table metadata: entity set, primary key, change tracking and columns, to check mappings;
+and the options of choice columns, to translate values.
 
 Queries (reference §6; PAD ``webapi/query-metadata-web-api.md``, not paged):
 ``EntityDefinitions(LogicalName='x')?$select=LogicalName,EntitySetName,PrimaryIdAttribute,
-ChangeTrackingEnabled`` and ``EntityDefinitions(LogicalName='x')/Attributes?$select=LogicalName,
-AttributeType``.
+ChangeTrackingEnabled``, ``EntityDefinitions(LogicalName='x')/Attributes?$select=LogicalName,
+AttributeType`` and, per choice type, ``.../Attributes/Microsoft.Dynamics.CRM.<T>AttributeMetadata
+?$select=LogicalName&$expand=OptionSet($select=...)`` (the OptionSet navigation property is only
+reachable through the typed cast).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-from shared.dynamics.models import TableDefinition, TableRef
+from shared.dynamics.models import ChoiceColumn, TableDefinition, TableRef
 from shared.dynamics.odata import identifier, string_literal
 from shared.dynamics.transport import DataverseTransport, decode_json
 from shared.errors import ApiRequestError, ConfigurationError, DmsyncError
@@ -105,3 +108,75 @@ def require_change_tracking(definition: TableDefinition) -> None:
             f"Change tracking is off for Dynamics table '{definition.table.logical_name}': "
             "turn on 'Track changes' in the table's properties"
         )
+
+
+# Choice attribute types → the cast that exposes their OptionSet, and what to select from it.
+_CHOICE_CASTS = {
+    "Picklist": ("PicklistAttributeMetadata", "Options"),
+    "MultiSelectPicklist": ("MultiSelectPicklistAttributeMetadata", "Options"),
+    "State": ("StateAttributeMetadata", "Options"),
+    "Status": ("StatusAttributeMetadata", "Options"),
+    "Boolean": ("BooleanAttributeMetadata", "TrueOption,FalseOption"),
+}
+
+
+def _label_text(option: object) -> tuple[int, str] | None:
+    """(Value, user-localized label) of one OptionMetadata, or None when either is missing."""
+    if not isinstance(option, dict) or isinstance(option.get("Value"), bool):
+        return None
+    value = option.get("Value")
+    label = option.get("Label")
+    if not isinstance(value, int) or not isinstance(label, dict):
+        return None
+    user = label.get("UserLocalizedLabel")
+    text = user.get("Label") if isinstance(user, dict) else None
+    if not isinstance(text, str):
+        localized = label.get("LocalizedLabels")
+        first = localized[0] if isinstance(localized, list) and localized else None
+        text = first.get("Label") if isinstance(first, dict) else None
+    return (value, text) if isinstance(text, str) else None
+
+
+def _options(option_set: object) -> dict[int, str]:
+    if not isinstance(option_set, dict):
+        return {}
+    items = option_set.get("Options")
+    if not isinstance(items, list):
+        items = [option_set.get("TrueOption"), option_set.get("FalseOption")]
+    pairs = (_label_text(item) for item in items)
+    return dict(pair for pair in pairs if pair is not None)
+
+
+async def choice_columns(
+    transport: DataverseTransport, logical_name: str
+) -> dict[str, ChoiceColumn]:
+    """Every choice (picklist, multi-select, state, status, Two Options) column of a table with
+    its options, by column logical name (one request per choice type).
+
+    Raises:
+        ConfigurationError: the name is not a valid name, or Dataverse has no such table.
+    """
+    try:
+        path = _definition_path(logical_name)
+    except ValueError:
+        raise ConfigurationError(f"{logical_name!r} is not a valid Dataverse table name") from None
+    found: dict[str, ChoiceColumn] = {}
+    for attribute_type, (cast, options) in _CHOICE_CASTS.items():
+        url = transport.url(
+            f"{path}/Attributes/Microsoft.Dynamics.CRM.{cast}",
+            {"$select": "LogicalName", "$expand": f"OptionSet($select={options})"},
+        )
+        try:
+            page = await _get_json(transport, url, f"option metadata read of table {logical_name}")
+        except DmsyncError as exc:
+            if exc.status == 404:
+                raise ConfigurationError(
+                    f"Dynamics has no table with the logical name '{logical_name}' "
+                    f"(code {exc.code or 'none'})"
+                ) from None
+            raise
+        for item in page.get("value") or []:
+            name = item.get("LogicalName") if isinstance(item, dict) else None
+            if isinstance(name, str):
+                found[name] = ChoiceColumn(name, attribute_type, _options(item.get("OptionSet")))
+    return found

@@ -177,3 +177,35 @@ class TableDefinition:
             if base not in self.attributes:
                 unknown.append(name)
         return unknown
+
+
+@dataclass(frozen=True)
+class ChoiceColumn:
+    """A choice column's options: value → label (``Label.UserLocalizedLabel.Label``).
+
+    ``attribute_type`` is ``Picklist``, ``State``, ``Status``, ``MultiSelectPicklist`` or
+    ``Boolean``; a Two Options column lists 1 (true) and 0 (false) and is written as a bool.
+    """
+
+    logical_name: str
+    attribute_type: str
+    options: Mapping[int, str]
+
+    def label(self, value: int | bool | None) -> str | None:
+        """The label of a stored value, or None when the value is empty or not an option."""
+        if value is None:
+            return None
+        return self.options.get(int(value))
+
+    def value(self, label: str | None) -> int | bool | None:
+        """The value whose label matches (case and surrounding spaces ignored), or None.
+
+        Two Options columns give True/False, as the Web API takes them.
+        """
+        if label is None:
+            return None
+        wanted = label.strip().casefold()
+        for value, text in self.options.items():
+            if text.strip().casefold() == wanted:
+                return bool(value) if self.attribute_type == "Boolean" else value
+        return None

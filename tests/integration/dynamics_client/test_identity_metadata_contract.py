@@ -67,3 +67,19 @@ async def test_an_environment_copy_changes_the_signals_and_expires_tokens(
     assert after_who.user_id != before_who.user_id
     with pytest.raises(DeltaTokenExpiredError):
         await client.read_page(CONTACTS, ["firstname"], delta_link=delta)
+
+
+async def test_choice_columns_come_from_the_option_set_metadata(client: DynamicsClient) -> None:
+    """Picklist, state, status and Two Options columns with the labels Dataverse shows."""
+    account = await client.choice_columns("account")
+    assert account["industrycode"].value("Consulting") == 7
+    assert account["industrycode"].label(16) == "Financial"
+    assert account["statecode"].options == {0: "Active", 1: "Inactive"}
+    assert account["statuscode"].attribute_type == "Status"
+    assert account["new_synctomkto"].value("No") is False
+    lead = await client.choice_columns("lead")
+    assert lead["statecode"].options == {0: "Open", 1: "Qualified", 2: "Disqualified"}
+    assert lead["leadsourcecode"].label(8) == "Web"
+    assert "firstname" not in lead
+    with pytest.raises(ConfigurationError, match="no table with the logical name 'new_missing'"):
+        await client.choice_columns("new_missing")

@@ -2,100 +2,18 @@
 
 from __future__ import annotations
 
-import re
 import uuid
-from dataclasses import dataclass
 
 import httpx
 
 from emulators.dynamics.runner import EmulatorHandle
+from tests.integration.dynamics_emulator.batch_parts import batch_body as _batch
+from tests.integration.dynamics_emulator.batch_parts import batch_request as _request
+from tests.integration.dynamics_emulator.batch_parts import parse_batch_response as _parse
+from tests.integration.dynamics_emulator.batch_parts import post_batch as _post_batch
 
 KID = '{"lastname": "Kid", "parentcustomerid_account@odata.bind": "$1"}'
 BIND_TO_1 = '{"parentcustomerid_account@odata.bind": "$1"}'
-
-
-@dataclass
-class Part:
-    """One parsed response part."""
-
-    status: int
-    headers: dict[str, str]
-    body: str
-    content_id: str | None
-
-
-def _request(
-    method: str, url: str, body: str | None = None, content_id: str | None = None, headers: str = ""
-) -> str:
-    lines = ["Content-Type: application/http", "Content-Transfer-Encoding: binary"]
-    if content_id:
-        lines.append(f"Content-ID: {content_id}")
-    lines += ["", f"{method} {url} HTTP/1.1"]
-    if body is not None:
-        lines.append("Content-Type: application/json; type=entry")
-    if headers:
-        lines.append(headers)
-    lines.append("")
-    return "\r\n".join(lines) + "\r\n" + (body or "") + "\r\n"
-
-
-def _batch(parts: list[str | list[str]], boundary: str) -> str:
-    out = []
-    for part in parts:
-        if isinstance(part, list):
-            changeset = f"changeset_{uuid.uuid4()}"
-            inner = "".join(f"--{changeset}\r\n{p}" for p in part) + f"--{changeset}--\r\n"
-            header = f'Content-Type: multipart/mixed; boundary="{changeset}"'
-            out.append(f"--{boundary}\r\n{header}\r\n\r\n{inner}")
-        else:
-            out.append(f"--{boundary}\r\n{part}")
-    return "".join(out) + f"--{boundary}--\r\n"
-
-
-def _parse(response: httpx.Response) -> list[Part]:
-    """Flatten the multipart response (change sets included) into parts, in order."""
-    boundary = re.search(r"boundary=([^;\s]+)", response.headers["Content-Type"])
-    assert boundary is not None
-    return _parse_body(response.text, boundary.group(1))
-
-
-def _parse_body(text: str, boundary: str) -> list[Part]:
-    parts: list[Part] = []
-    for chunk in text.split(f"--{boundary}")[1:]:
-        if chunk.startswith("--"):
-            break
-        head, _, rest = chunk.strip("\r\n").partition("\r\n\r\n")
-        inner = re.search(r"boundary=([^;\s]+)", head)
-        if "multipart/mixed" in head and inner is not None:
-            parts.extend(_parse_body(rest, inner.group(1)))
-            continue
-        content_id = re.search(r"Content-ID: (\S+)", head)
-        status_line, _, after = rest.partition("\r\n")
-        header_text, _, body = after.partition("\r\n\r\n")
-        headers = dict(line.split(": ", 1) for line in header_text.split("\r\n") if ": " in line)
-        parts.append(
-            Part(
-                int(status_line.split()[1]),
-                headers,
-                body.strip(),
-                content_id.group(1) if content_id else None,
-            )
-        )
-    return parts
-
-
-def _post_batch(
-    api: httpx.Client, body: str, boundary: str, quoted: bool = True, prefer: str | None = None
-) -> httpx.Response:
-    content_type = (
-        f'multipart/mixed; boundary="{boundary}"'
-        if quoted
-        else f"multipart/mixed;boundary={boundary}"
-    )
-    headers = {"Content-Type": content_type}
-    if prefer:
-        headers["Prefer"] = prefer
-    return api.post("$batch", content=body.encode(), headers=headers)
 
 
 def test_batch_of_creates_and_a_get_answers_in_order(

@@ -1,4 +1,5 @@
-"""``dmsync emulator dynamics``: one stdout line, the CA bundle on disk, a clean stop on SIGTERM."""
+"""``dmsync emulator dynamics``: one stdout line, the CA bundle on disk, metadata and ``$expand``
+served, a clean stop on SIGTERM."""
 
 from __future__ import annotations
 
@@ -43,11 +44,22 @@ def test_cli_prints_one_line_serves_https_and_stops_on_sigterm(tmp_path: Path) -
                     "scope": f"{base_url}/.default",
                 },
             ).json()["access_token"]
+            auth = {"Authorization": f"Bearer {token}"}
             accounts = http.get(
                 f"{base_url}/api/data/v9.2/accounts",
-                headers={"Authorization": f"Bearer {token}"},
+                params={"$select": "name", "$expand": "primarycontactid($select=fullname)"},
+                headers=auth,
+            ).json()["value"]
+            picklists = http.get(
+                f"{base_url}/api/data/v9.2/EntityDefinitions(LogicalName='contact')/Attributes/"
+                "Microsoft.Dynamics.CRM.PicklistAttributeMetadata",
+                params={"$select": "LogicalName", "$expand": "OptionSet($select=Options)"},
+                headers=auth,
             ).json()["value"]
         assert len(accounts) == 3
+        assert all("primarycontactid" in account for account in accounts)
+        assert {p["LogicalName"] for p in picklists} >= {"preferredcontactmethodcode"}
+        assert all(p["OptionSet"]["Options"] for p in picklists)
     finally:
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=20)

@@ -34,6 +34,15 @@ def test_subprocess_mode_serves_the_configured_instance() -> None:
             json={"input": [{"email": "sub@example.com"}]},
         )
         assert response.json()["result"][0]["status"] == "created"
+        query = httpx.post(  # _method=GET inside the form body, as clients send it
+            f"{mkto.base_url}/rest/v1/leads.json",
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+            content=b"_method=GET&filterType=email&filterValues=sub%40example.com&fields=email",
+        )
+        assert query.json()["result"] == [{"email": "sub@example.com"}]
         url = mkto.base_url
     try:
         httpx.get(f"{url}/_emulator/health", timeout=2)
