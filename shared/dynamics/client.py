@@ -280,6 +280,10 @@ class DynamicsClient:
         """Entity set, primary key, change tracking flag and columns of a table."""
         return await metadata.table_definition(self.transport, logical_name)
 
+    async def table_definitions(self, logical_names: Sequence[str]) -> dict[str, TableDefinition]:
+        """Several tables' definitions in one request (missing tables are absent)."""
+        return await metadata.table_definitions(self.transport, logical_names)
+
     async def whoami(self) -> WhoAmI:
         """``WhoAmI``: user, business unit and organization ids."""
         return await identity.whoami(self.transport)

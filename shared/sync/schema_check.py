@@ -76,13 +76,18 @@ async def check_schemas(
     target = MarketoRecordWriter(marketo)
     described: dict[str, set[str]] = {}
     unfiltered: list[str] = []
+    try:
+        definitions = await dynamics.table_definitions(
+            [config.entity[name].table for name in config.order]
+        )
+    except DmsyncError as exc:
+        raise ConfigurationError(f"the mapped Dynamics tables cannot be read: {exc}") from None
     for name in config.order:
         spec = config.entity[name]
-        try:
-            definition = await dynamics.table_definition(spec.table)
-        except DmsyncError as exc:
+        definition = definitions.get(spec.table)
+        if definition is None:
             problems.append(
-                f"entity {name!r}: Dynamics table {spec.table!r} cannot be read ({exc})"
+                f"entity {name!r}: Dynamics has no table with the logical name {spec.table!r}"
             )
             continue
         if definition.table.entity_set != spec.entity_set:

@@ -1,6 +1,7 @@
-"""``$expand`` on entity reads, against PAD ``webapi/query/join-tables.md``: single-valued
-objects with nested ``$select``, collection-valued arrays with their ``@odata.nextLink``, the
-nested-expand paging rule, ``/$ref``, and the documented refusals.
+"""``$expand`` on entity reads, against Microsoft Learn, "Join tables using OData"
+(https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query/join-tables):
+single-valued objects with nested ``$select``, collection-valued arrays with their
+``@odata.nextLink``, the nested-expand paging rule, ``/$ref``, and the documented refusals.
 """
 
 from __future__ import annotations
@@ -273,7 +274,7 @@ def test_more_than_fifteen_expands_are_refused(api: httpx.Client, org: Org) -> N
 
 
 def test_if_none_match_never_gives_304_with_expand(api: httpx.Client, org: Org) -> None:
-    """Reference §3: no 304 with ``$expand``."""
+    """Microsoft Learn, "Query data using the Web API": no 304 with ``$expand``."""
     first = api.get(f"accounts({org.account_id})")
     etag = first.headers["ETag"]
     assert (

@@ -1,7 +1,7 @@
-"""Conformance of the definition endpoints with PAD ``webapi/query-metadata-web-api.md`` and
-``retrieve-metadata-name-metadataid.md``: the exact JSON a client reads (``value``,
-``@odata.context``, ``MetadataId``, ``Options`` with ``Value`` and ``Label``), the typed casts,
-and that what the metadata says is what the tables accept.
+"""Conformance of the definition endpoints with Microsoft Learn, "Query table definitions using the
+Web API" and "Retrieve table definitions by name or MetadataId": the exact JSON a client reads
+(``value``, ``@odata.context``, ``MetadataId``, ``Options`` with ``Value`` and ``Label``), the
+typed casts, and that what the metadata says is what the tables accept.
 """
 
 from __future__ import annotations

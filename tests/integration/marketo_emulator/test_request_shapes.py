@@ -1,6 +1,7 @@
-"""Request shapes that real clients send: ``_method=GET`` inside a form-encoded POST body (as
-well as in the URL, lead-database.md "Long URIs"), and ``DELETE /rest/v1/leads.json`` with a
-JSON body (absent from today's docs; accepted by Marketo). The documented refusals stay.
+"""Request shapes that real clients send: ``_method=GET`` inside a form-encoded POST body (as well
+as in the URL, Marketo developer docs, "Lead Database": "Long URIs"), and ``DELETE
+/rest/v1/leads.json`` with a JSON body (absent from today's docs; accepted by Marketo). The
+documented refusals stay.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ def test_form_body_query_pages_like_a_get(rest: httpx.Client) -> None:
 
 @pytest.mark.parametrize("path", ["companies", "salespersons"])
 def test_object_queries_accept_method_get_in_the_form_body(rest: httpx.Client, path: str) -> None:
-    """Every Lead Database object query documents the POST form (lead-database.md)."""
+    """Every Lead Database object query documents the POST form (Marketo developer docs,
+    "Lead Database")."""
     key = "externalCompanyId" if path == "companies" else "externalSalesPersonId"
     record = {key: "shape-1", "company": "Shape Co"} if path == "companies" else {key: "shape-1"}
     ok(rest.post(f"/rest/v1/{path}.json", json={"input": [record]}))
