@@ -26,6 +26,15 @@ def _definition_path(logical_name: str) -> str:
     return f"EntityDefinitions(LogicalName={literal})"
 
 
+def _missing_table(exc: DmsyncError, logical_name: str) -> DmsyncError:
+    """A 404 on a table's definition as the configuration error it is; anything else as is."""
+    if exc.status != 404:
+        return exc
+    return ConfigurationError(
+        f"Dynamics has no table with the logical name '{logical_name}' (code {exc.code or 'none'})"
+    )
+
+
 async def _get_json(transport: DataverseTransport, url: str, action: str) -> dict[str, Any]:
     response = await transport.send("GET", url, action=action)
     body = decode_json(response, action)
@@ -52,12 +61,7 @@ async def table_definition(transport: DataverseTransport, logical_name: str) -> 
             f"metadata read of table {logical_name}",
         )
     except DmsyncError as exc:
-        if exc.status == 404:
-            raise ConfigurationError(
-                f"Dynamics has no table with the logical name '{logical_name}' "
-                f"(code {exc.code or 'none'})"
-            ) from None
-        raise
+        raise _missing_table(exc, logical_name) from None
     try:
         table = TableRef(
             str(entity["LogicalName"]),
@@ -222,12 +226,7 @@ async def choice_columns(
         try:
             page = await _get_json(transport, url, f"option metadata read of table {logical_name}")
         except DmsyncError as exc:
-            if exc.status == 404:
-                raise ConfigurationError(
-                    f"Dynamics has no table with the logical name '{logical_name}' "
-                    f"(code {exc.code or 'none'})"
-                ) from None
-            raise
+            raise _missing_table(exc, logical_name) from None
         for item in page.get("value") or []:
             name = item.get("LogicalName") if isinstance(item, dict) else None
             if isinstance(name, str):

@@ -29,6 +29,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -83,6 +84,19 @@ class JobOutcome(StrEnum):
     """The instance is paused or suspended, or the entity is no longer configured."""
     QUOTA = "quota"
     """The target's daily quota is used up; the run resumes after the reset."""
+
+
+@dataclass
+class _Work:
+    """One leased job's unit of work: what its page or sweep step needs."""
+
+    job: SyncJob
+    stream: StreamId
+    pipeline: Pipeline
+    watermark: Watermark
+    keeper: LeaseKeeper
+    counts: PageCounts
+    followups: list[SyncJob] = field(default_factory=list)
 
 
 class JobRunner:
@@ -237,12 +251,11 @@ class JobRunner:
         blocked = pipeline.writes_blocked_until()
         if blocked is not None:
             return await self._park(stream, watermark, blocked)
+        work = _Work(job, stream, pipeline, watermark, keeper, counts, followups)
         try:
             if watermark.sweep is not None:
-                return await self._sweep(
-                    job, stream, pipeline, watermark, keeper, counts, followups
-                )
-            return await self._page(job, stream, pipeline, watermark, keeper, counts, followups)
+                return await self._sweep(work)
+            return await self._page(work)
         except ResumeLaterError as later:
             return await self._park(stream, watermark, later.resumes_at or self.clock.now())
         except LeaseLostError:
@@ -271,16 +284,15 @@ class JobRunner:
             )
         return JobOutcome.QUOTA
 
-    async def _page(
-        self,
-        job: SyncJob,
-        stream: StreamId,
-        pipeline: Pipeline,
-        watermark: Watermark,
-        keeper: LeaseKeeper,
-        counts: PageCounts,
-        followups: list[SyncJob],
-    ) -> JobOutcome:
+    async def _page(self, work: _Work) -> JobOutcome:
+        job, stream, watermark, keeper, counts = (
+            work.job,
+            work.stream,
+            work.watermark,
+            work.keeper,
+            work.counts,
+        )
+        pipeline, followups = work.pipeline, work.followups
         try:
             result = await pipeline.run_page(stream, watermark, keeper, counts)
         except ResyncRequiredError as expired:
@@ -342,16 +354,15 @@ class JobRunner:
         followups.append(job.continuation(committed.sequence, committed.step))
         return JobOutcome.ADVANCED
 
-    async def _sweep(
-        self,
-        job: SyncJob,
-        stream: StreamId,
-        pipeline: Pipeline,
-        watermark: Watermark,
-        keeper: LeaseKeeper,
-        counts: PageCounts,
-        followups: list[SyncJob],
-    ) -> JobOutcome:
+    async def _sweep(self, work: _Work) -> JobOutcome:
+        job, stream, watermark, keeper, counts = (
+            work.job,
+            work.stream,
+            work.watermark,
+            work.keeper,
+            work.counts,
+        )
+        pipeline, followups = work.pipeline, work.followups
         result = await pipeline.run_sweep(stream, watermark, keeper, counts)
         keeper.check()
         if result.gone:

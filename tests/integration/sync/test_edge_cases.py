@@ -25,6 +25,7 @@ from shared.sync.runner import JobOutcome
 from tests.integration.sync.harness import SyncHarness, sync_harness
 from tests.integration.sync.test_incremental import company, person
 from tests.integration.sync.test_reliability import no_duplicates, settle
+from tests.integration.sync.writers import PassThroughWriter
 
 pytestmark = pytest.mark.integration
 
@@ -35,25 +36,14 @@ LEADS = TableRef("lead", "leads", "leadid")
 ACCOUNTS = TableRef("account", "accounts", "accountid")
 
 
-class FlakyWriter:
+class FlakyWriter(PassThroughWriter):
     """The real Marketo side, except that chosen records are rejected a set number of times."""
 
     def __init__(self, inner: RecordWriter, reject: dict[str, int], *, delay: float = 0.0) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.reject = reject
         """Dynamics id (any key field value or Marketo id) → how many more times to reject."""
         self.delay = delay
-
-    def blocked_until(self) -> Any:
-        return self.inner.blocked_until()
-
-    def is_missing(self, outcome: WriteOutcome) -> bool:
-        return self.inner.is_missing(outcome)
-
-    async def current(
-        self, spec: EntitySpec, target_ids: Sequence[str], fields: Sequence[str]
-    ) -> dict[str, dict[str, Any]]:
-        return await self.inner.current(spec, target_ids, fields)
 
     async def write(
         self,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import MutableMapping, Sequence
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
@@ -26,6 +25,7 @@ from shared.sync.runner import JobOutcome
 from tests.integration.sync.harness import sync_harness
 from tests.integration.sync.test_incremental import company, person
 from tests.integration.sync.test_reliability import no_duplicates, settle
+from tests.integration.sync.writers import PassThroughWriter
 
 pytestmark = pytest.mark.integration
 
@@ -35,25 +35,14 @@ CONTACTS = TableRef("contact", "contacts", "contactid")
 ACCOUNTS = TableRef("account", "accounts", "accountid")
 
 
-class FailingAfterWrites:
-    """The real writer, except that the call of ``mode`` fails after the inner write landed
-    ``fail_times`` times (as if the answer was lost on the way back)."""
+class FailingAfterWrites(PassThroughWriter):
+    """The real writer, except that the call of ``mode`` fails ``fail_times`` times (as if
+    Marketo answered 502)."""
 
     def __init__(self, inner: RecordWriter, mode: WriteMode, *, fail_times: int = 1) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.mode = mode
         self.fail_times = fail_times
-
-    def blocked_until(self) -> Any:
-        return self.inner.blocked_until()
-
-    def is_missing(self, outcome: WriteOutcome) -> bool:
-        return self.inner.is_missing(outcome)
-
-    async def current(
-        self, spec: EntitySpec, target_ids: Sequence[str], fields: Sequence[str]
-    ) -> dict[str, dict[str, Any]]:
-        return await self.inner.current(spec, target_ids, fields)
 
     async def write(
         self,
