@@ -355,33 +355,26 @@ class JobRunner:
         return JobOutcome.ADVANCED
 
     async def _sweep(self, work: _Work) -> JobOutcome:
-        job, stream, watermark, keeper, counts = (
-            work.job,
-            work.stream,
-            work.watermark,
-            work.keeper,
-            work.counts,
-        )
-        pipeline, followups = work.pipeline, work.followups
-        result = await pipeline.run_sweep(stream, watermark, keeper, counts)
-        keeper.check()
+        mark = work.watermark
+        result = await work.pipeline.run_sweep(work.stream, mark, work.keeper, work.counts)
+        work.keeper.check()
         if result.gone:
             log.warning(
                 "%s: %d records were deleted at the source during the full read; marked deleted",
-                stream,
+                work.stream,
                 result.gone,
             )
         done = result.position is None
         swept = await blocking(
             self.store.watermarks.set_sweep,
-            stream,
-            sequence=watermark.sequence,
-            step=watermark.step,
+            work.stream,
+            sequence=mark.sequence,
+            step=mark.step,
             sweep=result.position,
             finish=done,
-            status=sweep_note(watermark, done),
+            status=sweep_note(mark, done),
         )
         if done:
             return JobOutcome.CAUGHT_UP
-        followups.append(job.continuation(swept.sequence, swept.step))
+        work.followups.append(work.job.continuation(swept.sequence, swept.step))
         return JobOutcome.ADVANCED
