@@ -47,6 +47,9 @@ class SyncOptions:
     write a dead worker left in flight has been settled before the page is replayed."""
     retry_batch: int = 500
     """Most earlier failures retried per job."""
+    queue_retry_delay: timedelta = timedelta(minutes=2)
+    """When a failed job's message comes back (host.json ``visibilityTimeout``, checked by a
+    test): a run whose last attempt failed is not quiet before that retry had its chance."""
 
 
 class RunActivity(StrEnum):
@@ -71,7 +74,10 @@ def run_activity(
     signs = [t for t in (mark.updated_at, mark.last_run_at) if t is not None]
     if lease is not None:
         signs.append(lease.renewed_at or lease.acquired_at)
-    if not signs or now - max(signs) >= options.quiet_after:
+    quiet_after = options.quiet_after
+    if mark.last_error is not None:  # the queue brings the failed job back by itself
+        quiet_after += options.queue_retry_delay
+    if not signs or now - max(signs) >= quiet_after:
         return RunActivity.QUIET
     return RunActivity.RUNNING
 

@@ -48,3 +48,23 @@ def test_an_expired_lease_counts_from_its_last_renewal() -> None:
     assert run_activity(mark(open_=True), dead, soon, OPTIONS) is RunActivity.RUNNING
     later = renewed + OPTIONS.quiet_after
     assert run_activity(mark(open_=True), dead, later, OPTIONS) is RunActivity.QUIET
+
+
+def test_a_run_whose_job_failed_waits_for_the_queue_retry_before_a_nudge() -> None:
+    """A failed attempt's message comes back after the queue's retry delay; nudging sooner
+    would only multiply the attempts of a stream that keeps failing."""
+    failed = Watermark(STREAM, run_open=True, updated_at=T0, last_error="Marketo 502")
+    soon = T0 + OPTIONS.quiet_after
+    assert run_activity(failed, None, soon, OPTIONS) is RunActivity.RUNNING
+    later = T0 + OPTIONS.quiet_after + OPTIONS.queue_retry_delay
+    assert run_activity(failed, None, later, OPTIONS) is RunActivity.QUIET
+
+
+def test_the_queue_retry_delay_is_host_json_s_visibility_timeout() -> None:
+    import json
+    from pathlib import Path
+
+    host = json.loads((Path(__file__).resolve().parents[3] / "host.json").read_text())
+    hours, minutes, seconds = host["extensions"]["queues"]["visibilityTimeout"].split(":")
+    shipped = timedelta(hours=int(hours), minutes=int(minutes), seconds=float(seconds))
+    assert shipped == OPTIONS.queue_retry_delay
