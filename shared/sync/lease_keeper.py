@@ -1,6 +1,12 @@
 """Hold a stream's lease for the length of one job: renew it, notice losing it, give it back.
 
-The renewal runs beside the job, every third of the lease's length. Stopping never cancels a
+The renewal runs beside the job, every third of the lease's length. A job that was frozen (a
+paused process, a stalled call) may come back after its lease lapsed and another job took the
+stream over; it learns of that only at its next renewal. So :meth:`LeaseKeeper.check`, asked
+before every write, also refuses once the lease's own expiry is near (by the state store's
+clock): a frozen job then writes nothing stale over what its successor wrote.
+
+Stopping never cancels a
 renewal in flight: a cancelled ``asyncio.to_thread`` keeps running in its thread, and a renewal
 landing after the release would bring the lease back to life, so the next job for the stream
 would find it held. :meth:`LeaseKeeper.close` therefore signals the loop, waits for it to end
@@ -15,6 +21,7 @@ import logging
 from collections.abc import Mapping
 from datetime import timedelta
 
+from shared.clock import Clock
 from shared.errors import ConcurrencyConflict, DmsyncError, LeaseLostError
 from shared.state.lease_store import LeaseStore
 from shared.state.leases import Lease
@@ -32,10 +39,13 @@ class LeaseKeeper:
         lease: Lease,
         duration: timedelta,
         context: Mapping[str, str],
+        clock: Clock | None = None,
     ) -> None:
         self.lease = lease
         self.lost = False
         self._leases = leases
+        self._clock = clock
+        self._margin = duration / 6
         self._interval = duration.total_seconds() / 3
         self._context = dict(context)
         self._stop = asyncio.Event()
@@ -46,7 +56,17 @@ class LeaseKeeper:
         self._task = asyncio.create_task(self._renew_until_stopped())
 
     def check(self) -> None:
-        """Raise :class:`LeaseLostError` once the lease is known lost (write nothing more)."""
+        """Raise :class:`LeaseLostError` once the lease is lost, or so close to its expiry that
+        another job may have it by the time a write lands (write nothing more)."""
+        clock = self._clock
+        if (
+            not self.lost
+            and clock is not None
+            and clock.now() >= self.lease.expires_at - self._margin
+        ):
+            self.lost = True
+            log.warning("the stream lease ran out while the job was held up; the job stops",
+                        extra=self._context)  # fmt: skip
         if self.lost:
             raise LeaseLostError(
                 f"the lease on {self.lease.stream} was lost; this job stops writing",

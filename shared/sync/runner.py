@@ -187,7 +187,9 @@ class JobRunner:
             )
             await self.queue.enqueue(job, delay=wait)
             return JobOutcome.BUSY
-        keeper = LeaseKeeper(self.store.leases, lease, self.options.lease_duration, context)
+        keeper = LeaseKeeper(
+            self.store.leases, lease, self.options.lease_duration, context, self.store.clock
+        )
         followups: list[SyncJob] = []
         keeper.start()
         try:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from shared.clock import ManualClock
 from shared.errors import ConcurrencyConflict, LeaseLostError
 from shared.state.leases import Lease
 from shared.state.streams import StreamId
@@ -73,3 +74,14 @@ async def test_a_lost_lease_stops_writes_and_is_not_released() -> None:
         keeper.check()
     await keeper.close()
     assert leases.released == []
+
+
+async def test_a_job_held_up_past_its_lease_writes_nothing_more() -> None:
+    """A frozen job is back after its lease ran out (another job may have the stream now):
+    the next check refuses, before the renewal loop has even noticed."""
+    clock = ManualClock(T0)
+    keeper = LeaseKeeper(SlowLeases(), LEASE, timedelta(seconds=3), {}, clock)  # type: ignore[arg-type]
+    keeper.check()  # fresh: fine
+    clock.advance(2.6)  # within a sixth of the lease's length of its expiry
+    with pytest.raises(LeaseLostError):
+        keeper.check()
