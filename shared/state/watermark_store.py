@@ -38,6 +38,7 @@ from shared.state.watermarks import (
     reset,
     start_run,
     to_entity,
+    with_creating,
     with_sweep,
 )
 
@@ -168,6 +169,15 @@ class WatermarkStore:
                 finish=finish,
                 step=step,
             )
+        )
+
+    def set_creating(
+        self, stream: StreamId, *, sequence: int, step: int, ids: tuple[str, ...]
+    ) -> Watermark:
+        """Note the ids a page is about to create (:func:`.watermarks.with_creating`)."""
+        current = self.get(stream)
+        return self.save(
+            with_creating(current, sequence=sequence, step=step, ids=ids, now=self._now())
         )
 
     def finish_run(

@@ -112,6 +112,10 @@ class Watermark:
     sweep: str | None = None
     """After a full resync: where the check for records deleted while the delta token was stale
     has got to (``""``: not started; a mapping key: continue after it); ``None``: no sweep."""
+    creating: tuple[str, ...] = ()
+    """Source ids whose creation in the target was under way when this row was last written and
+    whose page has not been committed since (:func:`with_creating`): after a crash they may exist
+    in the target without a mapping, so the next page looks at them first."""
     etag: str | None = field(default=None, compare=False)
 
     @property
@@ -178,6 +182,18 @@ def with_sweep(
         status=watermark.status if status is None else truncate(status, MAX_ERROR_CHARS),
         updated_at=now,
     )
+
+
+def with_creating(
+    watermark: Watermark, *, sequence: int, step: int, ids: tuple[str, ...], now: datetime
+) -> Watermark:
+    """Note the ids a page is about to create (cleared by the page's :func:`advance`).
+
+    Raises:
+        StaleRunError: ``sequence`` or ``step`` is not the current one.
+    """
+    _require_run(watermark, sequence, step)
+    return replace(watermark, creating=ids, updated_at=now)
 
 
 def finish_run(
@@ -263,6 +279,7 @@ def advance(
         and new_phase is Phase.INITIAL,
         step=watermark.step + 1,
         sweep=watermark.sweep if sweep is None else sweep,
+        creating=(),
     )
 
 
@@ -334,6 +351,8 @@ def to_entity(watermark: Watermark) -> dict[str, Any]:
     if watermark.sweep is not None:
         entity["sweep"] = watermark.sweep
     entity.update(write_long_text("cursor", watermark.cursor))
+    if watermark.creating:
+        entity.update(write_long_text("creating", ",".join(watermark.creating)))
     if watermark.total_expected is not None:
         entity["total_expected"] = int64(watermark.total_expected)
     if watermark.last_error is not None:
@@ -370,5 +389,6 @@ def from_entity(entity: Any) -> Watermark:
         resync=bool(entity.get("resync", False)),
         fresh_copy=bool(entity.get("fresh_copy", False)),
         sweep=entity.get("sweep"),
+        creating=tuple(filter(None, (read_long_text(entity, "creating") or "").split(","))),
         etag=metadata.get("etag"),
     )

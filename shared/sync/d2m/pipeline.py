@@ -72,13 +72,28 @@ class DynamicsToMarketo:
         fresh = await self._fresh_copy(stream, watermark)
         unmapped = {r.source_id for r in batch.records} if fresh else set()
         retry, vanished = await self._due_for_retry(stream)
+        page_ids = {r.source_id for r in batch.records}
+        lost, carried = await self._unconfirmed_creates(stream, watermark, page_ids)
+
+        async def note(ids: tuple[str, ...]) -> None:
+            await blocking(
+                self.store.watermarks.set_creating,
+                stream,
+                sequence=watermark.sequence,
+                step=watermark.step,
+                ids=tuple(dict.fromkeys((*ids, *carried))),
+            )
+
+        if carried:
+            await note(())
         await self.records.sync(
             stream,
             [*batch.records, *retry],
-            [*batch.deleted_ids, *vanished],
+            [*batch.deleted_ids, *vanished, *lost],
             counts,
             guard,
             unmapped=unmapped,
+            before_creates=note,
         )
         counts.read = len(batch.records) + len(batch.deleted_ids)
         return PageResult(batch.cursor, batch.done, total_expected=total, fresh_copy=fresh)
@@ -121,6 +136,25 @@ class DynamicsToMarketo:
         self._live = {k: v for k, v in self._live.items() if now - v[0] < LIVE_IDS_TTL}
         self._live[key] = (now, ids)
         return ids
+
+    async def _unconfirmed_creates(
+        self, stream: StreamId, watermark: Watermark, page_ids: set[str]
+    ) -> tuple[list[str], tuple[str, ...]]:
+        """The records a page was creating when its job died (the watermark says which): those
+        now gone from Dynamics may still have reached Marketo with no mapping stored, so they
+        are marked deleted by their key; those still there and not in this page are carried in
+        the note until a page creates them (a replayed first page reads a new snapshot)."""
+        if not watermark.creating:
+            return [], ()
+        spec = self.config.entity[stream.entity]
+        stored = await blocking(
+            self.store.mappings.get_many, stream.instance_id, stream.entity, watermark.creating
+        )
+        unmapped = [i for i in watermark.creating if i not in stored]
+        present = await self.reader.exists(spec, unmapped) if unmapped else {}
+        lost = [i for i in unmapped if i not in present]
+        carried = tuple(i for i in unmapped if i in present and i not in page_ids)
+        return lost, carried
 
     async def _due_for_retry(self, stream: StreamId) -> tuple[list[SourceRecord], list[str]]:
         """The records due for another try, and the due ids gone from Dynamics.

@@ -16,7 +16,7 @@ so no Marketo id that was just created is forgotten.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,9 +105,11 @@ class RecordWrites:
         guard: WriteGuard,
         *,
         unmapped: Set[str] = frozenset(),
+        before_creates: Callable[[tuple[str, ...]], Awaitable[None]] | None = None,
     ) -> None:
         """Write ``records`` and ``deleted_ids``; ``unmapped`` names ids known to have no
-        mapping (a first copy into an empty mapping), whose mapping read is skipped."""
+        mapping (a first copy into an empty mapping), whose mapping read is skipped.
+        ``before_creates`` is told the ids about to be created, before Marketo is."""
         spec = self.config.entity[stream.entity]
         rows = [r.values for r in records]
         versions = {r.source_id: r.version for r in records}
@@ -129,6 +131,9 @@ class RecordWrites:
         plan = plan_page(prepared, deleted_ids, _views(mappings), keyed=spec.key_field is not None)
         writes = await self._plan_writes(spec, plan, mappings, versions, transformer)
         marketo_type = spec.object_name or spec.target.value
+        creates = writes.groups[0][1]
+        if creates and before_creates is not None:
+            await before_creates(tuple(w.source_id for w in creates))
         applied = await self._send(stream, spec, marketo_type, writes.groups, guard)
         applied.extend(writes.quiet)
         merge_counts(counts, applied.counts)

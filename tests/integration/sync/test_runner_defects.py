@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import MutableMapping, Sequence
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -226,4 +227,42 @@ async def test_two_roles_marketo_merges_into_one_are_a_sync_error_not_a_poison_j
         codes = [e.code for e in sync.open_errors()]
         assert len(codes) == 1 and codes[0] in ("1036", "duplicate-target"), codes
         assert sync.watermark("connection").phase.value == "incremental"
+        no_duplicates(mkto)
+
+
+async def test_a_record_created_in_marketo_whose_mapping_was_never_stored_is_still_marked(
+    azurite: AzuriteInstance, dyn: EmulatorHandle, mkto: RunningMarketo
+) -> None:
+    """Defect 8 (found by the model test): the first copy's page reaches Marketo, then storage
+    fails for every mapping write and the job dies; the record is deleted in Dynamics before the
+    replay, which reads a new snapshot without it, so no delta and no mapping know it. The page's
+    note of the ids it was creating (kept in the watermark) lets the next page mark it."""
+    dyn.control.seed(counts={"systemuser": 1, "team": 1, "account": 1, "contact": 4}, seed=78,
+                     **CLEAN)  # fmt: skip
+    async with sync_harness(azurite, dyn, mkto) as sync:
+        mappings = sync.runtime.store.mappings
+        put_many = mappings.put_many
+
+        def storage_down_for_contacts(rows: Any) -> Any:
+            rows = list(rows)
+            if rows and rows[0].entity == "contact":
+                raise TransientServiceError("table service unavailable (test)", system="storage")
+            return put_many(rows)
+
+        mappings.put_many = storage_down_for_contacts  # type: ignore[method-assign]
+        await sync.tick()
+        drained = await sync.drain(redeliver_failures=False)
+        for _ in range(5):  # users, teams, accounts first; then the contact page fails
+            if drained.failures:
+                break
+            drained = await sync.drain()
+        assert drained.failures, "the contact page failed on its mapping write"
+        victim = dyn.control.records("contact")[0]["contactid"]
+        assert person(mkto, victim)["dynamicsIsDeleted"] is False  # in Marketo, unmapped
+        assert sync.watermark("contact").creating  # the page's note of what it was creating
+        mappings.put_many = put_many  # type: ignore[method-assign]
+        dyn.control.delete_record("contact", victim)
+        await settle(sync)
+        assert person(mkto, victim)["dynamicsIsDeleted"] is True
+        assert sync.watermark("contact").creating == ()
         no_duplicates(mkto)

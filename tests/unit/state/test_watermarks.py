@@ -22,6 +22,7 @@ from shared.state.watermarks import (
     reset,
     start_run,
     to_entity,
+    with_creating,
 )
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -171,3 +172,15 @@ def test_the_sweep_after_a_full_read_starts_in_the_same_write_as_its_last_page()
         "delta", "", Phase.INCREMENTAL, True)  # fmt: skip
     assert from_entity(to_entity(done)).sweep == ""
     assert done.resync  # still a resync until its sweep is over
+
+
+def test_the_note_of_ids_being_created_lasts_until_the_page_commits() -> None:
+    """Defect 8: a page notes what it creates before Marketo does; only its commit clears it."""
+    wm = _running()
+    noted = with_creating(wm, sequence=1, step=0, ids=("a", "b"), now=T0)
+    assert from_entity(to_entity(noted)).creating == ("a", "b")
+    failed = record_failure(noted, sequence=1, error="storage down", now=T0)
+    assert failed.creating == ("a", "b")
+    assert advance(failed, sequence=1, cursor="c", counts=RunCounts(), now=T0).creating == ()
+    with pytest.raises(StaleRunError):
+        with_creating(noted, sequence=1, step=3, ids=("x",), now=T0)
