@@ -81,15 +81,26 @@ def _contacts(stack: Stack) -> list[str]:
 
 
 def kill_and_recover(
-    stack: Stack, workdir: Path, log_dir: Path, timeout: float = 600.0, **settings: str
+    stack: Stack,
+    workdir: Path,
+    log_dir: Path,
+    timeout: float = 600.0,
+    *,
+    write_latency_ms: tuple[float, float] = (0.0, 0.0),
+    **settings: str,
 ) -> RecoveryResult:
     """Run the scenario of the module docstring; ``settings`` are extra app settings.
+
+    ``write_latency_ms`` slows Marketo's Sync Leads answers until the kill (a short page on a
+    fast machine could otherwise be done before the host is killed).
 
     Raises:
         RuntimeError: a host died on its own, or a phase did not finish within ``timeout``.
     """
     store = _store(stack)
     app = stack.app_settings(**settings)
+    if write_latency_ms != (0.0, 0.0):
+        stack.marketo.control.set_faults(latency_ms=write_latency_ms, paths=["/rest/v1/leads"])
     first = HostProcess(app, workdir, log_dir / "recovery-before-kill.log.tmp")
     try:
         lease_of = StreamId("default", "contact", Direction.DYNAMICS_TO_MARKETO)
@@ -103,6 +114,7 @@ def kill_and_recover(
         os.killpg(first.pid, signal.SIGKILL)  # every process of the host, as Azure does
         first.process.wait(30)
         persons_at_kill = len(_contacts(stack))
+        stack.marketo.control.clear_faults()
     finally:
         first.stop(timeout=5)  # only closes its log if it is dead already
     restarted = datetime.now(UTC)

@@ -102,9 +102,12 @@ async def test_a_replayed_page_of_a_first_copy_creates_nothing_twice(
         assert [str(f) for f in failures] == ["worker lost before the watermark moved"]
         # page 1 decided (no mapping yet), pages 2 (twice: failed, replayed), 3 and 4 carried it
         assert contact_pages == [False, True, True, True, True]
-        assert all(lookup == [] for lookup in recorder.contact_lookups)
-        # One lookup per page job: pages 1, 2 (failed), 2 (replayed), 3 and 4.
-        assert len(recorder.contact_lookups) == 5
+        # One (empty) lookup per page job: pages 1, 2 (failed), 2 (replayed), 3 and 4; and the
+        # replay first looks up the ten ids its failed attempt noted it was creating (they are
+        # mapped: nothing to mark).
+        noted = [lookup for lookup in recorder.contact_lookups if lookup]
+        assert [len(lookup) for lookup in noted] == [10]
+        assert len(recorder.contact_lookups) == 6
         contacts = dyn.control.records("contact")
         people = contact_leads(mkto)
         assert set(people) == {c["contactid"].lower() for c in contacts}

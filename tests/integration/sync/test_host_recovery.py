@@ -27,6 +27,7 @@ def test_a_killed_host_is_replaced_and_the_run_goes_on(tmp_path: Path) -> None:
             tmp_path,
             tmp_path / "logs",
             timeout=300,
+            write_latency_ms=(400.0, 600.0),
             SYNC_SCHEDULE="*/5 * * * * *",
             SYNC_RECOVERY_SECONDS="10",
         )
