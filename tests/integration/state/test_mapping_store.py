@@ -1,5 +1,8 @@
-"""ID mappings on Azurite: bulk reads and writes at a counted handful of requests, the reverse
-index's crash behaviour, field-level updates, and the layout guard."""
+"""ID mappings on Azurite: bulk reads and writes at a counted handful of requests, the Marketo-id
+index's crash behaviour, field-level updates, and the layout guard.
+
+Lookups by Marketo id, the memory of both directions and tables of the first layout:
+``test_mapping_index.py``."""
 
 from __future__ import annotations
 
@@ -15,12 +18,13 @@ from hypothesis import strategies as st
 
 from shared.errors import ConfigurationError
 from shared.state.keys import decode_component, encode_component
+from shared.state.mapping_rows import index_entity
 from shared.state.mappings import (
     IdMapping,
+    MappingConflictError,
     MappingLayout,
     MappingUpdate,
     SyncFilter,
-    reverse_entity,
 )
 from shared.state.store import StateStore
 from shared.state.tables import TableKind
@@ -64,7 +68,7 @@ def test_a_300_record_batch_costs_a_handful_of_requests(
 
     store.mappings.put_many(mappings)
     forward_buckets = {layout.bucket_label(m.dynamics_id) for m in mappings}
-    reverse_buckets = {layout.bucket_label(m.marketo_id) for m in mappings}
+    reverse_buckets = {layout.bucket_label(m.marketo_id) for m in mappings}  # the index
     assert request_log.count("POST", "$batch") == len(forward_buckets) + len(reverse_buckets)
     assert len(request_log.requests) == len(forward_buckets) + len(reverse_buckets) <= 32
 
@@ -75,9 +79,7 @@ def test_a_300_record_batch_costs_a_handful_of_requests(
     assert len(request_log.requests) == request_log.count("GET") == read_cost <= 32
 
     request_log.clear()
-    by_marketo = store.mappings.get_many_by_marketo(
-        INSTANCE, ENTITY, [m.marketo_id for m in mappings]
-    )
+    by_marketo = store.mappings.find_by_marketo(INSTANCE, "lead", [m.marketo_id for m in mappings])
     assert {k: v.dynamics_id for k, v in by_marketo.items()} == {
         m.marketo_id: m.dynamics_id for m in mappings
     }
@@ -164,13 +166,12 @@ def test_a_crash_between_the_two_writes_leaves_a_harmless_orphan(store: StateSto
     """Only the index row was written (the crash): lookups either way find nothing; the
     replayed put_many repairs it."""
     mapping = _mappings(1, seed=4)[0]
-    from shared.state.mappings import reverse_entity
-
     submit_all(
-        store.tables.client(TableKind.MAPPINGS_BY_MARKETO),
-        [TableOperation("upsert", reverse_entity(mapping, store.mappings.layout))],
+        store.tables.client(TableKind.MARKETO_INDEX),
+        [TableOperation("upsert", index_entity(mapping, store.mappings.layout))],
         "simulating the first write",
     )
+    assert store.mappings.find_by_marketo(INSTANCE, "lead", [mapping.marketo_id]) == {}
     assert store.mappings.get_by_marketo(INSTANCE, ENTITY, mapping.marketo_id) is None
     assert store.mappings.get_many_by_marketo(INSTANCE, ENTITY, [mapping.marketo_id]) == {}
     assert store.mappings.get(INSTANCE, ENTITY, mapping.dynamics_id) is None
@@ -189,8 +190,9 @@ def test_relinking_leaves_the_old_index_row_ignored(store: StateStore) -> None:
 
 
 def test_one_marketo_record_cannot_take_two_dynamics_records_in_a_call(store: StateStore) -> None:
-    """Identity is one-to-one; a call that breaks it is refused before writing."""
-    with pytest.raises(ValueError, match="one Dynamics record"):
+    """Identity is one-to-one; a call that breaks it is refused before writing, with a typed
+    error naming the conflict (split_conflicts lets the caller store the rest)."""
+    with pytest.raises(MappingConflictError, match="one Dynamics record") as raised:
         store.mappings.put_many(
             [
                 IdMapping(INSTANCE, ENTITY, "d-1", "lead", "7"),
@@ -198,6 +200,10 @@ def test_one_marketo_record_cannot_take_two_dynamics_records_in_a_call(store: St
             ]
         )
     assert store.mappings.get(INSTANCE, ENTITY, "d-1") is None
+    assert [(c.kept.dynamics_id, c.refused.dynamics_id) for c in raised.value.conflicts] == [
+        ("d-1", "d-2")
+    ]
+    assert isinstance(raised.value, ValueError)  # what callers caught before
 
 
 def test_field_updates_from_both_directions_do_not_clobber(store: StateStore) -> None:
@@ -238,7 +244,7 @@ def test_delete_removes_both_rows_but_not_a_relinked_index(store: StateStore) ->
     assert store.mappings.delete_many(INSTANCE, ENTITY, ["d-1", "d-2", "d-9"]) == 2
     assert store.mappings.get(INSTANCE, ENTITY, "d-1") is None
     assert store.mappings.get_by_marketo(INSTANCE, ENTITY, "1") is None
-    index = store.tables.client(TableKind.MAPPINGS_BY_MARKETO)
+    index = store.tables.client(TableKind.MARKETO_INDEX)
     assert [decode_component(r["RowKey"]) for r in index.list_entities()] == ["2"]
     assert store.mappings.get_by_marketo(INSTANCE, ENTITY, "2") is not None
 
@@ -256,9 +262,9 @@ def test_has_any_per_entity_sees_only_that_entity(store: StateStore) -> None:
     store.mappings.put(IdMapping("i1", "opportunity_customer", "d-1", "opportunity_role", "g1"))
     assert store.mappings.has_any("i1", entity="opportunity_customer")
     assert not store.mappings.has_any("i1", entity="opportunity")
-    index = store.tables.client(TableKind.MAPPINGS_BY_MARKETO)
+    index = store.tables.client(TableKind.MARKETO_INDEX)
     index.upsert_entity(
-        reverse_entity(IdMapping("i1", "contact", "d-2", "lead", "5"), store.mappings.layout)
+        index_entity(IdMapping("i1", "contact", "d-2", "lead", "5"), store.mappings.layout)
     )
     assert not store.mappings.has_any("i1", entity="contact")
     assert store.mappings.has_any("i1")
