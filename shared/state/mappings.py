@@ -237,11 +237,12 @@ class MappingUpdate:
 
 @dataclass(frozen=True)
 class MappingConflict:
-    """Two Dynamics records that Marketo resolved to one Marketo record (e.g. two stakeholder
-    connections with the same opportunity, contact and role).
+    """Two records of one side that the other side resolved to one record: two Dynamics
+    records to one Marketo record (two stakeholder connections with the same opportunity,
+    contact and role), or two Marketo records to one Dynamics record.
 
-    ``kept`` keeps the Marketo record; ``refused`` is not stored, and is for the caller to
-    report as a per-record sync error.
+    ``kept`` keeps the link; ``refused`` is not stored, and is for the caller to report as a
+    per-record sync error.
     """
 
     kept: IdMapping
@@ -249,37 +250,56 @@ class MappingConflict:
 
     @property
     def marketo_id(self) -> str:
-        """The Marketo record both resolved to."""
-        return self.kept.marketo_id
+        """The Marketo id of the refused mapping."""
+        return self.refused.marketo_id
 
     def describe(self) -> str:
         """An operator's sentence naming both records (ids only: no field values)."""
+        kept, refused = self.kept, self.refused
+        if kept.marketo_id == refused.marketo_id:
+            return (
+                f"Marketo {kept.marketo_type} {kept.marketo_id} is already the record of "
+                f"{kept.entity} {kept.dynamics_id}; {refused.entity} {refused.dynamics_id} "
+                "resolved to it too, and a Marketo record maps to one Dynamics record"
+            )
         return (
-            f"Marketo {self.kept.marketo_type} {self.kept.marketo_id} is already the record of "
-            f"{self.kept.entity} {self.kept.dynamics_id}; {self.refused.entity} "
-            f"{self.refused.dynamics_id} resolved to it too, and a Marketo record maps to one "
-            "Dynamics record"
+            f"{kept.entity} {kept.dynamics_id} is already the record of Marketo "
+            f"{kept.marketo_type} {kept.marketo_id}; Marketo {refused.marketo_type} "
+            f"{refused.marketo_id} resolved to it too, and a Dynamics record maps to one "
+            "Marketo record"
         )
 
 
 def split_conflicts(
     mappings: Iterable[IdMapping],
 ) -> tuple[list[IdMapping], list[MappingConflict]]:
-    """Split mappings into those that may be stored and those whose Marketo record is taken
-    by an earlier mapping of the same call (per instance and Marketo type; the first one in
-    input order keeps it). A repeat of the same pair is not a conflict.
+    """Split mappings into those that may be stored and those whose Marketo record (per
+    instance and Marketo type) or Dynamics record (per instance and entity) is already taken
+    by an earlier mapping of the same call, linked to another record: the first one in input
+    order keeps it. A repeat of the same pair is not a conflict.
     """
-    owners: dict[tuple[str, str, str], IdMapping] = {}
+    by_marketo: dict[tuple[str, str, str], IdMapping] = {}
+    by_dynamics: dict[tuple[str, str, str], IdMapping] = {}
     accepted: list[IdMapping] = []
     conflicts: list[MappingConflict] = []
     for mapping in mappings:
-        key = (mapping.instance_id, mapping.marketo_type, mapping.marketo_id)
-        owner = owners.setdefault(key, mapping)
-        if (owner.entity, owner.dynamics_id) == (mapping.entity, mapping.dynamics_id):
+        pair = (mapping.entity, mapping.dynamics_id, mapping.marketo_type, mapping.marketo_id)
+        marketo_owner = by_marketo.setdefault(
+            (mapping.instance_id, mapping.marketo_type, mapping.marketo_id), mapping
+        )
+        dynamics_owner = by_dynamics.setdefault(
+            (mapping.instance_id, mapping.entity, mapping.dynamics_id), mapping
+        )
+        owner = next((o for o in (marketo_owner, dynamics_owner) if _pair(o) != pair), None)
+        if owner is None:
             accepted.append(mapping)
         else:
             conflicts.append(MappingConflict(kept=owner, refused=mapping))
     return accepted, conflicts
+
+
+def _pair(mapping: IdMapping) -> tuple[str, str, str, str]:
+    return (mapping.entity, mapping.dynamics_id, mapping.marketo_type, mapping.marketo_id)
 
 
 class MappingConflictError(ValueError):

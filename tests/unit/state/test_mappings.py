@@ -234,9 +234,10 @@ def test_each_direction_updates_only_its_own_memory() -> None:
     assert (set(m2d) - shared).isdisjoint(set(d2m) - shared)
 
 
-def test_two_dynamics_records_resolved_to_one_marketo_record_are_split_out() -> None:
+def test_two_records_resolved_to_one_record_of_the_other_side_are_split_out() -> None:
     """The first keeps the Marketo record, the second is reported naming both; a repeat of
-    the same pair, or the same Marketo id of another type or instance, is no conflict."""
+    the same pair, or the same Marketo id of another type or instance, is no conflict; two
+    Marketo records for one Dynamics record are the mirror conflict."""
     first = IdMapping("i", "opportunity_role", "d-1", "opportunityRole", "7")
     again = IdMapping("i", "opportunity_role", "D-1", "opportunityRole", "7")
     second = IdMapping("i", "opportunity_role", "d-2", "opportunityRole", "7")
@@ -247,6 +248,10 @@ def test_two_dynamics_records_resolved_to_one_marketo_record_are_split_out() -> 
     assert [(c.kept.dynamics_id, c.refused.dynamics_id, c.marketo_id) for c in conflicts] == [
         ("d-1", "d-2", "7")
     ]
+    relinked = IdMapping("i", "opportunity_role", "D-1", "opportunityRole", "8")
+    ok, conflicts_too = split_conflicts([first, relinked])
+    assert ok == [first] and [c.refused for c in conflicts_too] == [relinked]
+    assert "a Dynamics record maps to one Marketo record" in conflicts_too[0].describe()
     error = MappingConflictError(conflicts)
     assert isinstance(error, ValueError) and error.conflicts == conflicts
     assert "d-1" in str(error) and "d-2" in str(error)
