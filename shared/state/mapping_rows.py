@@ -9,6 +9,7 @@ rewrite.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from datetime import datetime
@@ -163,8 +164,10 @@ def _field_hashes(entity: Any, column: str) -> dict[str, str] | None:
     return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else None
 
 
+@functools.lru_cache(maxsize=8192)
 def stream_parts(partition_key: str) -> tuple[str, str]:
-    """``(instance, entity or Marketo type)`` of a mapping or index partition key."""
+    """``(instance, entity or Marketo type)`` of a mapping or index partition key (a few dozen
+    partitions per entity: decoded once, not once per row)."""
     parts = split_key(partition_key)
     if len(parts) != 3:
         raise InvalidKeyError(f"partition key {partition_key!r} is not a mapping partition")
