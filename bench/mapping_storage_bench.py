@@ -178,7 +178,15 @@ def _pages(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[start : start + size]
 
 
-def run(records: int, page: int, preload: int) -> dict[str, Any]:
+def _memory_columns() -> tuple[str, ...] | None:
+    try:
+        from shared.state.mapping_rows import MEMORY_COLUMNS
+    except ImportError:  # a version without $select of the memory columns
+        return None
+    return MEMORY_COLUMNS
+
+
+def run(records: int, page: int, preload: int, scan: bool = True) -> dict[str, Any]:
     rng = random.Random(20261202)
     tally = Tally()
     figures: list[Figure] = []
@@ -193,6 +201,9 @@ def run(records: int, page: int, preload: int) -> dict[str, Any]:
         persons = _person_mappings(rng, records, 1_000_000)
         accounts = _account_mappings(rng, records, 5_000_000)
         finder = getattr(store.mappings, "find_by_marketo", None)
+        memory_columns = _memory_columns()
+        if not scan:
+            store.mappings.scan_min_ids = 10**9
 
         for label, batch in (("persons", persons), ("accounts", accounts)):
             with measure(tally, f"{label}: new mappings", records, figures):
@@ -218,6 +229,16 @@ def run(records: int, page: int, preload: int) -> dict[str, Any]:
                         ids = [m.dynamics_id for m in chunk if m.entity == entity]
                         found = store.mappings.get_many(INSTANCE, entity, ids)
                         assert len(found) == len(ids), (entity, len(found), len(ids))
+            if memory_columns is not None:
+                name = f"{label}: reads by Dynamics id, memory columns"
+                with measure(tally, name, records, figures):
+                    for chunk in _pages(batch, page):
+                        for entity in sorted({m.entity for m in chunk}):
+                            ids = [m.dynamics_id for m in chunk if m.entity == entity]
+                            found = store.mappings.get_many(
+                                INSTANCE, entity, ids, columns=memory_columns
+                            )
+                            assert len(found) == len(ids)
 
         with measure(tally, "persons: reads by Marketo id", records, figures):
             for chunk in _pages(persons, min(page, 300)):
@@ -235,6 +256,7 @@ def run(records: int, page: int, preload: int) -> dict[str, Any]:
         "page": page,
         "preload": preload,
         "api": "find_by_marketo" if finder is not None else "get_many_by_marketo",
+        "scan": scan,
         "per_1000": {f.name: f.per_thousand() for f in figures},
     }
 
@@ -244,8 +266,11 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=5000)
     parser.add_argument("--page", type=int, default=5000, help="records per put_many call")
     parser.add_argument("--preload", type=int, default=0, help="person mappings stored first")
+    parser.add_argument(
+        "--no-scan", action="store_true", help="read by filters only (no partition scans)"
+    )
     args = parser.parse_args()
-    result = run(args.records, args.page, args.preload)
+    result = run(args.records, args.page, args.preload, scan=not args.no_scan)
     print(json.dumps(result, indent=2))
 
 

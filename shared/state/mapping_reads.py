@@ -142,3 +142,39 @@ def read_page(
                 break
     position = f"{rows[-1]['PartitionKey']}\t{rows[-1]['RowKey']}" if len(rows) >= limit else None
     return rows, position
+
+
+def first_row(client: TableClient, low: str, high: str, action: str, select: list[str]) -> Any:
+    """One row (its ``select`` columns) whose PartitionKey lies in ``[low, high)``, or
+    ``None``: a one-row query, to learn whether a range holds anything."""
+    with storage_errors(action):
+        pages = client.query_entities(
+            odata.all_of(*range_clauses(low, high, "")), select=select, results_per_page=1
+        )
+        return next(iter(pages), None)
+
+
+def rows_with_values(
+    client: TableClient,
+    low: str,
+    high: str,
+    column: str,
+    values: Sequence[str],
+    action: str,
+    extra: Sequence[str] = (),
+) -> list[Any]:
+    """Rows in the PartitionKey range ``[low, high)`` whose ``column`` holds one of
+    ``values`` (and that match the ``extra`` clauses): property filters, which the service
+    answers by reading every row of the range, so never for a batch path."""
+    per_filter = odata.MAX_COMPARISONS - 2 - len(extra)
+    rows: list[Any] = []
+    with storage_errors(action):
+        for start in range(0, len(values), per_filter):
+            chunk = values[start : start + per_filter]
+            clauses = [
+                *range_clauses(low, high, ""),
+                *extra,
+                odata.any_of(*(odata.compare(column, "eq", odata.string(v)) for v in chunk)),
+            ]
+            rows.extend(client.query_entities(odata.all_of(*clauses)))
+    return rows

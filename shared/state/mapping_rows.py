@@ -30,18 +30,16 @@ _FIELD_MAPS = {
     "marketo_read_fields": "marketo_read",
 }
 _TIMES = ("created_at", "updated_at", "dynamics_written_at", "marketo_written_at")
-MAPPING_COLUMNS = (
-    "RowKey",
-    "PartitionKey",
-    "schema",
+MEMORY_COLUMNS: tuple[str, ...] = (
     "marketo_type",
     "marketo_id",
     "deleted_in_dynamics",
     "sync_filter",
     *_TEXT_FIELDS,
     *_FIELD_MAPS.values(),
-    *_TIMES,
 )
+"""What a sync direction decides with: every property but the timestamps (whose parsing is
+a good part of a row's read cost). ``MappingStore.get_many(..., columns=MEMORY_COLUMNS)``."""
 
 
 def forward_entity(mapping: IdMapping, layout: MappingLayout) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from shared.state.mapping_reads import (
     SCAN_MIN_IDS,
     SCAN_PAGE,
     ReadPolicy,
+    first_row,
     point_read,
     query_rows,
     range_clauses,
@@ -55,7 +56,7 @@ from shared.state.mappings import (
     normalize_marketo_id,
     split_conflicts,
 )
-from shared.state.marketo_index import MarketoIndex
+from shared.state.marketo_index import MarketoIndex, confirmed, find_by_property
 from shared.state.tables import TableAccess, TableKind, storage_errors
 from shared.state.transactions import TableOperation, plan_transactions, submit_all, submit_skipping
 
@@ -98,14 +99,22 @@ class MappingStore:
         return None if row is None else mapping_from_entity(row)
 
     def get_many(
-        self, instance_id: str, entity: str, dynamics_ids: Iterable[str]
+        self,
+        instance_id: str,
+        entity: str,
+        dynamics_ids: Iterable[str],
+        *,
+        columns: Collection[str] | None = None,
     ) -> dict[str, IdMapping]:
         """Mappings of many Dynamics records, keyed by normalised Dynamics id (missing: absent).
 
         Normalise your ids with :func:`~shared.state.mappings.normalize_dynamics_id` to look
-        results up.
+        results up. With ``columns`` (e.g. :data:`~shared.state.mapping_rows.MEMORY_COLUMNS`)
+        only those properties are read (``$select``); the others read as unset, so such a
+        mapping is for deciding with, never for :meth:`put_many` (which replaces the row).
         """
-        rows = self._forward_rows(instance_id, entity, dynamics_ids)
+        select = None if columns is None else ["PartitionKey", "RowKey", *columns]
+        rows = self._forward_rows(instance_id, entity, dynamics_ids, select)
         found = (mapping_from_entity(row) for row in rows)
         return {m.dynamics_id: m for m in found}
 
@@ -144,25 +153,20 @@ class MappingStore:
             return {}
         if not self.index.is_indexed(marketo_type):
             low, high = self.layout.instance_range(instance_id)
-            return self._filter_by_marketo(low, high, ids, marketo_type)
+            client = self._client(TableKind.MAPPINGS)
+            return find_by_property(client, low, high, ids, marketo_type)
         pointers = self.index.lookup(instance_id, marketo_type, ids)
         by_entity: dict[str, list[str]] = {}
         for entity, dynamics_id in pointers.values():
             by_entity.setdefault(entity, []).append(dynamics_id)
-        result: dict[str, IdMapping] = {}
+        found: list[IdMapping] = []
         for entity, dynamics_ids in by_entity.items():
             if len(dynamics_ids) == 1:
                 one = self.get(instance_id, entity, dynamics_ids[0])
-                mappings = {} if one is None else {one.dynamics_id: one}
+                found.extend([] if one is None else [one])
             else:
-                mappings = self.get_many(instance_id, entity, dynamics_ids)
-            for mapping in mappings.values():
-                pointed = pointers.get(mapping.marketo_id)
-                if pointed == (entity, mapping.dynamics_id) and mapping.marketo_type == (
-                    marketo_type
-                ):
-                    result[mapping.marketo_id] = mapping
-        return result
+                found.extend(self.get_many(instance_id, entity, dynamics_ids).values())
+        return confirmed(pointers, found, marketo_type)
 
     def get_by_marketo(self, instance_id: str, entity: str, marketo_id: str) -> IdMapping | None:
         """The mapping of one Marketo record among one entity's (see
@@ -187,7 +191,7 @@ class MappingStore:
             found = self.find_by_marketo(instance_id, marketo_type, ids)
             return {k: m for k, m in found.items() if m.entity == entity}
         low, high = prefix_range(instance_id, entity)
-        return self._filter_by_marketo(low, high, ids, None)
+        return find_by_property(self._client(TableKind.MAPPINGS), low, high, ids, None)
 
     # --- reads of whole entities ----------------------------------------------------------
 
@@ -228,12 +232,9 @@ class MappingStore:
             if entity is None
             else prefix_range(instance_id, entity)
         )
-        query = odata.all_of(*range_clauses(low, high, ""))
         client = self._client(TableKind.MAPPINGS)
-        with storage_errors("looking for ID mappings"):
-            pages = client.query_entities(query, select=["RowKey"], results_per_page=1)
-            if next(iter(pages), None) is not None:
-                return True
+        if first_row(client, low, high, "looking for ID mappings", ["RowKey"]) is not None:
+            return True
         return entity is None and self.index.has_rows(instance_id)
 
     # --- writes ---------------------------------------------------------------------------
@@ -362,44 +363,23 @@ class MappingStore:
         client = self._client(TableKind.MAPPINGS)
         return query_rows(client, keys, "reading ID mappings", self._read_policy(), select)
 
-    def _filter_by_marketo(
-        self, low: str, high: str, ids: list[str], marketo_type: str | None
-    ) -> dict[str, IdMapping]:
-        """Mappings in the PartitionKey range ``[low, high)`` whose Marketo id is among
-        ``ids`` (a property filter: the service reads every row of the range)."""
-        client = self._client(TableKind.MAPPINGS)
-        result: dict[str, IdMapping] = {}
-        for start in range(0, len(ids), _BY_MARKETO_FILTER_IDS):
-            clauses = range_clauses(low, high, "")
-            if marketo_type is not None:
-                clauses.append(odata.compare("marketo_type", "eq", odata.string(marketo_type)))
-            chunk = ids[start : start + _BY_MARKETO_FILTER_IDS]
-            clauses.append(
-                odata.any_of(*(odata.compare("marketo_id", "eq", odata.string(i)) for i in chunk))
-            )
-            with storage_errors("finding ID mappings by Marketo id"):
-                for row in client.query_entities(odata.all_of(*clauses)):
-                    mapping = mapping_from_entity(row)
-                    result.setdefault(mapping.marketo_id, mapping)
-        return result
-
     def _entity_type(self, instance_id: str, entity: str) -> str | None:
         """The Marketo type of an entity's mappings (one small query; remembered once found);
         ``None`` if the entity has no mapping."""
         known = self._entity_types.get((instance_id, entity))
-        if known is not None:
-            return known
-        low, high = prefix_range(instance_id, entity)
-        query = odata.all_of(*range_clauses(low, high, ""))
-        client = self._client(TableKind.MAPPINGS)
-        with storage_errors("reading an entity's Marketo type"):
-            pages = client.query_entities(query, select=["marketo_type"], results_per_page=1)
-            row = next(iter(pages), None)
-        if row is None:
-            return None
-        marketo_type = str(row["marketo_type"])
-        self._entity_types[(instance_id, entity)] = marketo_type
-        return marketo_type
+        if known is None:
+            low, high = prefix_range(instance_id, entity)
+            row = first_row(
+                self._client(TableKind.MAPPINGS),
+                low,
+                high,
+                "reading an entity's Marketo type",
+                ["marketo_type"],
+            )
+            if row is None:
+                return None
+            known = self._entity_types[(instance_id, entity)] = str(row["marketo_type"])
+        return known
 
     def _check_layout(self) -> None:
         self._guard.check()

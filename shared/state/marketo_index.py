@@ -23,7 +23,7 @@ persons about 50 + 500 requests, once per instance.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -33,14 +33,17 @@ from shared.state import odata
 from shared.state.keys import decode_component, encode_component
 from shared.state.mapping_reads import (
     ReadPolicy,
+    first_row,
     point_read,
     query_rows,
     range_clauses,
     read_page,
+    rows_with_values,
 )
 from shared.state.mapping_rows import (
     index_entity,
     index_from_entity,
+    mapping_from_entity,
     reverse_from_entity,
     stream_parts,
 )
@@ -144,13 +147,10 @@ class MarketoIndex:
         if self.first_layout:
             clients.append(self._client_for(TableKind.MAPPINGS_BY_MARKETO))
         low, high = self._layout.instance_range(instance_id)
-        query = odata.all_of(*range_clauses(low, high, ""))
-        for client in clients:
-            with storage_errors("looking for index rows"):
-                pages = client.query_entities(query, select=["RowKey"], results_per_page=1)
-                if next(iter(pages), None) is not None:
-                    return True
-        return False
+        return any(
+            first_row(client, low, high, "looking for index rows", ["RowKey"]) is not None
+            for client in clients
+        )
 
     # --- migration from the first layout --------------------------------------------------
 
@@ -238,3 +238,33 @@ def _index_row(row: Any, layout: MappingLayout) -> dict[str, Any]:
 
 def _delete(row: Any) -> TableOperation:
     return TableOperation("delete", {"PartitionKey": row["PartitionKey"], "RowKey": row["RowKey"]})
+
+
+def confirmed(
+    pointers: Mapping[str, tuple[str, str]], mappings: Iterable[IdMapping], marketo_type: str
+) -> dict[str, IdMapping]:
+    """``marketo id → mapping`` for the mappings that the index rows ``pointers`` name and
+    that name the same Marketo record back (an orphan or a stale index row names nothing)."""
+    return {
+        m.marketo_id: m
+        for m in mappings
+        if m.marketo_type == marketo_type
+        and pointers.get(m.marketo_id) == (m.entity, m.dynamics_id)
+    }
+
+
+def find_by_property(
+    client: TableClient, low: str, high: str, ids: Sequence[str], marketo_type: str | None
+) -> dict[str, IdMapping]:
+    """Mappings in the PartitionKey range ``[low, high)`` whose Marketo id is among ``ids``,
+    without the index (property filters: slow on big ranges; for types not indexed)."""
+    extra = []
+    if marketo_type is not None:
+        extra.append(odata.compare("marketo_type", "eq", odata.string(marketo_type)))
+    rows = rows_with_values(
+        client, low, high, "marketo_id", ids, "finding ID mappings by Marketo id", extra
+    )
+    result: dict[str, IdMapping] = {}
+    for mapping in map(mapping_from_entity, rows):
+        result.setdefault(mapping.marketo_id, mapping)
+    return result

@@ -8,12 +8,14 @@ import math
 import threading
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from shared.state.keys import decode_component, encode_component, join_key
+from shared.state.mapping_rows import MEMORY_COLUMNS
 from shared.state.mappings import IdMapping, MappingLayout, MappingUpdate, SyncFilter
 from shared.state.store import StateStore
 from shared.state.tables import TableKind
@@ -29,9 +31,9 @@ T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 def _persons(count: int, first: int = 1000) -> list[IdMapping]:
     """Every fourth a Dynamics lead, the rest contacts: all Marketo leads."""
     return [
-        IdMapping(INSTANCE, "lead" if i % 4 == 0 else "contact", f"{i:08x}-aaaa", "lead", str(first + i))
+        IdMapping(INSTANCE, "contact" if i % 4 else "lead", f"{i:08x}-aa", "lead", str(first + i))
         for i in range(count)
-    ]  # fmt: skip
+    ]
 
 
 def _queries(layout: MappingLayout, ids: list[str]) -> int:
@@ -257,7 +259,7 @@ def test_tables_of_the_first_layout_are_read_in_place_and_their_index_backfilled
     """A deployed instance's rows, untouched: read by Dynamics id as they are; the first
     lookup by Marketo id backfills the index (once: a second store finds it done) and then
     lookups cost the index read and the mapping reads; no resync, no rewrite of a row."""
-    old = _persons(60) + [IdMapping(INSTANCE, "account", "a-1", "company", "77")]
+    old = [*_persons(60), IdMapping(INSTANCE, "account", "a-1", "company", "77")]
     store = make_store()
     _write_first_layout(store, old)
     mapping_table = store.tables.client(TableKind.MAPPINGS)
@@ -347,3 +349,25 @@ def test_deleting_on_first_layout_tables_cleans_both_indexes(
     assert not store.mappings.has_any(INSTANCE)
     legacy.upsert_entity(_first_layout_rows(IdMapping("other", "contact", "c", "lead", "5"))[1])
     assert store.mappings.has_any("other")
+
+
+def test_a_sync_reads_only_the_memory_columns_when_it_asks(store: StateStore) -> None:
+    """``columns=MEMORY_COLUMNS``: every decision field of both sides, no timestamps."""
+    mapping = IdMapping(
+        INSTANCE,
+        "contact",
+        "c-1",
+        "lead",
+        "5",
+        marketo_hash="m",
+        marketo_fields={"email": "1"},
+        dynamics_fields={"emailaddress1": "2"},
+        marketo_read_fields={"email": "3"},
+        dynamics_read_fields={"emailaddress1": "4"},
+        marketo_version="v",
+        deleted_in_dynamics=True,
+        sync_filter=SyncFilter.NO,
+    )
+    stored = store.mappings.put(mapping)
+    [light] = store.mappings.get_many(INSTANCE, "contact", ["c-1"], columns=MEMORY_COLUMNS).values()
+    assert light == replace(stored, created_at=None, updated_at=None)
