@@ -21,8 +21,15 @@ SCAN_MIN_IDS = 42
 SCAN_PAGE = 1000
 """Rows per scan page (the service's maximum)."""
 SCAN_MIN_HITS_PER_PAGE = 56
-"""A scan continues while each page holds at least this many wanted rows (four filters' worth:
-a 1,000-row page costs about as much CPU as four small queries)."""
+"""A scan of a few columns (``link_states``) continues while each page holds at least this
+many wanted rows (four filters' worth: a 1,000-row page of three columns costs about as much
+CPU as four small queries)."""
+SCAN_MIN_HITS_WHOLE_ROWS = 300
+"""The same for whole mapping rows, whose decoding costs ~80 µs a row (timestamps, per-field
+maps) against ~2 ms for a 14-row query: a scan page pays only if about a third of it is
+wanted. Measured (``bench/mapping_storage_bench.py --preload 40000``): with 56, reading 5,000
+persons out of 45,000 scanned every partition to its end, 671 µs of CPU a record; by filters
+alone 250 µs."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ class ReadPolicy:
     scan_min_ids: int = SCAN_MIN_IDS
     scan_page: int = SCAN_PAGE
     scan_min_hits: int = SCAN_MIN_HITS_PER_PAGE
+    scan_min_hits_whole_rows: int = SCAN_MIN_HITS_WHOLE_ROWS
 
 
 def point_read(client: TableClient, key: tuple[str, str], action: str) -> Any | None:
@@ -50,9 +58,13 @@ def query_rows(
     action: str,
     policy: ReadPolicy,
     select: list[str] | None = None,
+    *,
+    light: bool = False,
 ) -> list[Any]:
     """The rows that exist among ``keys``: per partition, a scan or as few filters as the
-    comparison limit allows, whichever costs fewer requests (see :func:`scan_partition`)."""
+    comparison limit allows, whichever costs less (see :func:`scan_partition`). ``light``:
+    ``select`` names a few small columns, so scanned rows are cheap to decode."""
+    min_hits = policy.scan_min_hits if light else policy.scan_min_hits_whole_rows
     by_partition: dict[str, list[str]] = {}
     for partition_key, row_key in keys:
         by_partition.setdefault(partition_key, []).append(row_key)
@@ -61,7 +73,9 @@ def query_rows(
         for partition_key, row_keys in by_partition.items():
             wanted = list(dict.fromkeys(row_keys))
             if len(wanted) >= policy.scan_min_ids:
-                wanted = scan_partition(client, partition_key, wanted, select, rows, policy)
+                wanted = scan_partition(
+                    client, partition_key, wanted, select, rows, policy.scan_page, min_hits
+                )
             for query in odata.key_lookup_filters(partition_key, wanted, policy.max_comparisons):
                 rows.extend(client.query_entities(query, select=select))
     return rows
@@ -73,21 +87,22 @@ def scan_partition(
     wanted: list[str],
     select: list[str] | None,
     found: list[Any],
-    policy: ReadPolicy,
+    page_size: int,
+    min_hits: int,
 ) -> list[str]:
     """Read a partition page by page, keeping the wanted rows in ``found``; returns the
     wanted keys still to look up by filter (none once the partition was read to its end).
 
     A filter names 14 rows, so ``n`` ids of a partition cost ``⌈n / 14⌉`` requests, while a
     scan page brings up to 1,000 rows in one. The scan goes on while its pages are dense
-    enough to beat the filters (``scan_min_hits`` wanted rows a page); on a big
+    enough to beat the filters (``min_hits`` wanted rows a page); on a big
     partition with few wanted rows it stops after one page and the filters take the rest.
     This is what reading the links of a page of contacts needs: their 1,700 accounts are
     most of the account mappings, and 16 scans replace about 130 queries.
     """
     remaining = set(wanted)
     query = odata.compare("PartitionKey", "eq", odata.string(partition_key))
-    pages = client.query_entities(query, select=select, results_per_page=policy.scan_page).by_page()
+    pages = client.query_entities(query, select=select, results_per_page=page_size).by_page()
     for page in pages:
         hits = 0
         for row in page:
@@ -97,7 +112,7 @@ def scan_partition(
                 hits += 1
         if not remaining or not getattr(pages, "continuation_token", "unknown"):
             return []  # all found, or the partition was read to its end
-        if hits < policy.scan_min_hits:
+        if hits < min_hits:
             return [key for key in wanted if key in remaining]
     return []  # no page left: the rest do not exist
 

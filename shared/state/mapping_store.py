@@ -36,6 +36,7 @@ from shared.state.keys import decode_component, prefix_range
 from shared.state.layout_guard import LayoutGuard
 from shared.state.mapping_reads import (
     SCAN_MIN_HITS_PER_PAGE,
+    SCAN_MIN_HITS_WHOLE_ROWS,
     SCAN_MIN_IDS,
     SCAN_PAGE,
     ReadPolicy,
@@ -84,6 +85,7 @@ class MappingStore:
         self.scan_min_ids = SCAN_MIN_IDS
         self.scan_page = SCAN_PAGE
         self.scan_min_hits = SCAN_MIN_HITS_PER_PAGE
+        self.scan_min_hits_whole_rows = SCAN_MIN_HITS_WHOLE_ROWS
         self.index = MarketoIndex(self._client, self.layout, indexed_types, self._read_policy)
         self._guard = LayoutGuard(
             lambda: tables.client(TableKind.CONFIG), self.layout, self._learn_layout
@@ -125,7 +127,7 @@ class MappingStore:
         by normalised Dynamics id: what resolving a link needs, read without the rest of the
         row (``$select``)."""
         select = ["RowKey", "marketo_id", "deleted_in_dynamics"]
-        rows = self._forward_rows(instance_id, entity, dynamics_ids, select)
+        rows = self._forward_rows(instance_id, entity, dynamics_ids, select, light=True)
         return {
             decode_component(row["RowKey"]): (
                 str(row["marketo_id"]),
@@ -344,7 +346,11 @@ class MappingStore:
 
     def _read_policy(self) -> ReadPolicy:
         return ReadPolicy(
-            self._max_comparisons, self.scan_min_ids, self.scan_page, self.scan_min_hits
+            self._max_comparisons,
+            self.scan_min_ids,
+            self.scan_page,
+            self.scan_min_hits,
+            self.scan_min_hits_whole_rows,
         )
 
     def _client(self, kind: TableKind) -> TableClient:
@@ -357,11 +363,14 @@ class MappingStore:
         entity: str,
         dynamics_ids: Iterable[str],
         select: list[str] | None = None,
+        *,
+        light: bool = False,
     ) -> list[Any]:
         ids = list(dict.fromkeys(normalize_dynamics_id(i) for i in dynamics_ids))
         keys = [self.layout.forward_key(instance_id, entity, i) for i in ids]
         client = self._client(TableKind.MAPPINGS)
-        return query_rows(client, keys, "reading ID mappings", self._read_policy(), select)
+        policy = self._read_policy()
+        return query_rows(client, keys, "reading ID mappings", policy, select, light=light)
 
     def _entity_type(self, instance_id: str, entity: str) -> str | None:
         """The Marketo type of an entity's mappings (one small query; remembered once found);

@@ -110,7 +110,7 @@ class MarketoIndex:
             ]
             owners = {(m.entity, m.dynamics_id) for m in indexed}
             client = self._client_for(TableKind.MARKETO_INDEX)
-            rows = query_rows(client, keys, "reading the index", self._policy())
+            rows = query_rows(client, keys, "reading the index", self._policy(), light=True)
             stale = [r for r in rows if index_from_entity(r)[1:] in owners]
             submit_all(client, [_delete(r) for r in stale], "deleting index rows")
         if self.first_layout and gone:
@@ -120,7 +120,9 @@ class MarketoIndex:
         keys = [self._layout.reverse_key(m.instance_id, m.entity, m.marketo_id) for m in gone]
         owners = {m.dynamics_id for m in gone}
         client = self._client_for(TableKind.MAPPINGS_BY_MARKETO)
-        rows = query_rows(client, keys, "reading the first-layout index", self._policy())
+        rows = query_rows(
+            client, keys, "reading the first-layout index", self._policy(), light=True
+        )
         stale = [r for r in rows if normalize_dynamics_id(reverse_from_entity(r)[1]) in owners]
         submit_all(client, [_delete(r) for r in stale], "deleting first-layout index rows")
 
@@ -137,7 +139,7 @@ class MarketoIndex:
             row = point_read(client, keys[0], "reading the index")
             rows = [] if row is None else [row]
         else:
-            rows = query_rows(client, keys, "reading the index", self._policy())
+            rows = query_rows(client, keys, "reading the index", self._policy(), light=True)
         found = (index_from_entity(row) for row in rows)
         return {marketo_id: (entity, dynamics_id) for marketo_id, entity, dynamics_id in found}
 

@@ -122,7 +122,8 @@ def test_a_sparse_scan_gives_way_to_filters(
     store.mappings.put_many(mappings)
     store.mappings.scan_page = 100
     store.mappings.scan_min_ids = 10
-    store.mappings.scan_min_hits = 20
+    store.mappings.scan_min_hits_whole_rows = 20
+    store.mappings.scan_min_hits = 1000  # link_states' own threshold: not used by get_many
     ordered = sorted(mappings, key=lambda m: encode_component(m.dynamics_id))
     sparse = [m.dynamics_id for m in ordered[::10]]  # 10 per 100-row page
     request_log.clear()
@@ -133,6 +134,28 @@ def test_a_sparse_scan_gives_way_to_filters(
     request_log.clear()
     assert set(store.mappings.get_many(INSTANCE, ENTITY, dense)) == set(dense[:-2])
     assert len(request_log.requests) == 4  # the whole partition, no filters for the missing
+    # a few columns (link_states) have their own threshold: 50 hits < 1000 stops the scan
+    request_log.clear()
+    assert len(store.mappings.link_states(INSTANCE, ENTITY, dense)) == 200
+    assert len(request_log.requests) == 1 + math.ceil((200 - 50 + 2) / 14)
+
+
+def test_whole_rows_are_scanned_only_when_a_third_of_a_page_is_wanted(
+    make_store: Callable[..., StateStore], request_log: RequestLog
+) -> None:
+    """At the default thresholds, a 1,500-row partition of which a fifth is wanted: whole rows
+    are read by filters after the first page, the three link columns by scanning on."""
+    store = make_store(mapping_buckets=1)
+    mappings = _mappings(1500, seed=6)
+    store.mappings.put_many(mappings)
+    ordered = sorted(mappings, key=lambda m: encode_component(m.dynamics_id))
+    wanted = [m.dynamics_id for m in ordered[::5]]  # 200 per 1,000-row page
+    request_log.clear()
+    assert len(store.mappings.get_many(INSTANCE, ENTITY, wanted)) == 300
+    assert len(request_log.requests) == 1 + math.ceil(100 / 14)
+    request_log.clear()
+    assert len(store.mappings.link_states(INSTANCE, ENTITY, wanted)) == 300
+    assert len(request_log.requests) == 2  # both pages of the partition
 
 
 def test_more_than_100_rows_in_one_partition(
