@@ -144,8 +144,8 @@ class MappingStore:
         """Mappings of Marketo records of one type, keyed by Marketo id, whatever entity each
         is (a Marketo lead may be a Dynamics lead or contact).
 
-        One index lookup (one point read for one id; per bucket, one query per 14 ids or a
-        scan, for many), then the mapping rows it names (the same, per entity); orphaned
+        One index lookup (one point read for one id; per index partition, one query per 14
+        ids or a scan, for many), then the mapping rows it names (the same, per entity); orphaned
         index rows are ignored (module docstring). A type the store does not index is looked
         up by a property filter over every mapping row of the instance (slow; not for a
         batch path).
