@@ -266,14 +266,14 @@ def test_fields_hash_is_order_independent_and_value_sensitive() -> None:
 
 
 def test_index_partitions_follow_marketo_id_ranges() -> None:
-    """Consecutive integer ids share a partition of at most 10,000; other ids (GUID-like,
+    """Consecutive integer ids share a partition of at most 1,000; other ids (GUID-like,
     or digits that are not ASCII) fall back to the hash bucket."""
     layout = MappingLayout()
     labels = {index_partition_label(str(i), layout) for i in range(1_000_000, 1_000_300)}
-    assert labels == {"n100"}
-    assert index_partition_label("1009999", layout) == "n100"
-    assert index_partition_label("1010000", layout) == "n101"
+    assert labels == {"n1000"}
+    assert index_partition_label("1000999", layout) == "n1000"
+    assert index_partition_label("1001000", layout) == "n1001"
     assert index_partition_label("ab-12", layout) == layout.bucket_label("ab-12")
     assert index_partition_label("١٢٣", layout) == layout.bucket_label("١٢٣")
     partition_key, row_key = layout.index_key("i", "lead", "1000123")
-    assert split_key(partition_key) == ("i", "lead", "n100") and row_key == "1000123"
+    assert split_key(partition_key) == ("i", "lead", "n1000") and row_key == "1000123"
