@@ -341,3 +341,25 @@ class MappingConflictError(ValueError):
     def __init__(self, conflicts: Iterable[MappingConflict]) -> None:
         self.conflicts = list(conflicts)
         super().__init__("; ".join(c.describe() for c in self.conflicts))
+
+
+_MOVED_TO_ROWS = frozenset(
+    {
+        "forward_entity",
+        "mapping_from_entity",
+        "reverse_entity",
+        "reverse_from_entity",
+        "update_entity",
+        "SCHEMA_VERSION",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    """The row conversions that lived here before :mod:`shared.state.mapping_rows` (kept
+    importable from here; imported on first use, as that module imports this one)."""
+    if name in _MOVED_TO_ROWS:
+        from shared.state import mapping_rows
+
+        return getattr(mapping_rows, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

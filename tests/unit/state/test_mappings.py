@@ -277,3 +277,13 @@ def test_index_partitions_follow_marketo_id_ranges() -> None:
     assert index_partition_label("١٢٣", layout) == layout.bucket_label("١٢٣")
     partition_key, row_key = layout.index_key("i", "lead", "1000123")
     assert split_key(partition_key) == ("i", "lead", "n1000") and row_key == "1000123"
+
+
+def test_row_conversions_are_still_importable_from_their_old_module() -> None:
+    """Callers of the first layout's module path keep working."""
+    from shared.state import mapping_rows, mappings
+
+    assert mappings.forward_entity is mapping_rows.forward_entity
+    assert mappings.SCHEMA_VERSION == 2
+    with pytest.raises(AttributeError):
+        _ = mappings.no_such_name
