@@ -9,6 +9,10 @@ Start from :class:`StateStore`; the modules hold one concern each:
   ``lease_store``, :mod:`~shared.state.mappings` / ``mapping_store``,
   :mod:`~shared.state.sync_errors` / ``sync_error_store``, :mod:`~shared.state.instances` /
   ``instance_store``: each concern's pure rules and records, then its table I/O
+* ID mappings in more detail: :mod:`~shared.state.mapping_rows` (row form, both layouts),
+  :mod:`~shared.state.mapping_reads` (bulk reads by key), :mod:`~shared.state.marketo_index`
+  (the index by Marketo id and its backfill), :mod:`~shared.state.layout_guard` (the layout
+  row)
 * :mod:`~shared.state.status`: the operator's report
 """
 
@@ -21,7 +25,16 @@ from shared.state.instances import (
     MarketoInstance,
 )
 from shared.state.leases import Lease, StreamLeaseHeldError
-from shared.state.mappings import IdMapping, MappingLayout, MappingUpdate, SyncFilter, fields_hash
+from shared.state.mappings import (
+    IdMapping,
+    MappingConflict,
+    MappingConflictError,
+    MappingLayout,
+    MappingUpdate,
+    SyncFilter,
+    fields_hash,
+    split_conflicts,
+)
 from shared.state.status import InstanceReport, StreamStatus
 from shared.state.store import StateStore
 from shared.state.streams import StreamId
@@ -39,6 +52,8 @@ __all__ = [
     "InstanceReport",
     "InstanceStatus",
     "Lease",
+    "MappingConflict",
+    "MappingConflictError",
     "MappingLayout",
     "MappingUpdate",
     "MarketoInstance",
@@ -53,4 +68,5 @@ __all__ = [
     "SyncFilter",
     "Watermark",
     "fields_hash",
+    "split_conflicts",
 ]

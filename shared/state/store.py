@@ -13,7 +13,7 @@ and async code calls it through ``asyncio.to_thread``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from shared.clock import SYSTEM_CLOCK, Clock
@@ -28,7 +28,7 @@ from shared.state.instances import (
 )
 from shared.state.lease_store import LeaseStore
 from shared.state.mapping_store import MappingStore
-from shared.state.mappings import DEFAULT_BUCKETS, MappingLayout
+from shared.state.mappings import DEFAULT_BUCKETS, DEFAULT_INDEXED_TYPES, MappingLayout
 from shared.state.odata import MAX_COMPARISONS
 from shared.state.status import InstanceReport, build_report
 from shared.state.sync_error_store import DEFAULT_RETENTION_DAYS, SyncErrorStore
@@ -51,6 +51,7 @@ class StateStore:
         max_filter_comparisons: int = MAX_COMPARISONS,
         error_policy: ErrorRetryPolicy | None = None,
         error_retention_days: int = DEFAULT_RETENTION_DAYS,
+        mapping_indexed_types: Collection[str] = DEFAULT_INDEXED_TYPES,
     ) -> None:
         """Compose the parts.
 
@@ -63,13 +64,19 @@ class StateStore:
             max_filter_comparisons: the service's per-filter comparison limit (15).
             error_policy: when failed records are retried.
             error_retention_days: how long sync errors are kept by :meth:`SyncErrorStore.purge`.
+            mapping_indexed_types: Marketo types whose mappings are indexed by Marketo id
+                (default: persons; see :mod:`shared.state.mappings`).
         """
         self.clock = clock
         self.tables = TableAccess(service_factory, TableNames(table_prefix))
         self.watermarks = WatermarkStore(self.tables, clock)
         self.leases = LeaseStore(self.tables, clock)
         self.mappings = MappingStore(
-            self.tables, clock, MappingLayout(mapping_buckets), max_filter_comparisons
+            self.tables,
+            clock,
+            MappingLayout(mapping_buckets),
+            max_filter_comparisons,
+            indexed_types=mapping_indexed_types,
         )
         self.errors = SyncErrorStore(
             self.tables, clock, error_policy, error_retention_days, max_filter_comparisons

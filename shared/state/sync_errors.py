@@ -6,10 +6,16 @@ One row per failing record and stream::
     RK = entity ! direction ! side ! record id      (side: ``d`` Dynamics id, ``m`` Marketo id)
 
 The record id is the source side's id (Dynamics for ``d2m``, Marketo for ``m2d``), which is
-always known when a record fails. A repeat failure of the same record updates its row:
-``attempts`` + 1, ``first_seen`` kept, ``next_retry_at`` pushed out by an exponential backoff. A
-record that succeeds later is *resolved* (kept, for history, until purged). A record that fails
-again after being resolved starts a new episode (``attempts`` = 1, new ``first_seen``).
+always known when a record fails: a Marketo-sourced failure is keyed by its Marketo id. The key
+names the direction and the source side, so rows need no further columns for either
+direction, and rows written before :attr:`FailedRecord.source_id` existed read the same.
+Direction-neutral code builds failures with :meth:`FailedRecord.from_source` and reads
+:attr:`SyncError.source_id` / :attr:`SyncError.target_id`.
+
+A repeat failure of the same record updates its row: ``attempts`` + 1, ``first_seen`` kept,
+``next_retry_at`` pushed out by an exponential backoff. A record that succeeds later is
+*resolved* (kept, for history, until purged). A record that fails again after being resolved
+starts a new episode (``attempts`` = 1, new ``first_seen``).
 
 ``last_activity_at`` is the latest of the failure and resolution times; purging deletes rows
 whose last activity is older than the retention period.
@@ -25,7 +31,7 @@ from typing import Any
 from shared.jobs import Direction
 from shared.retry import RetryPolicy, backoff_delay
 from shared.state.keys import InvalidKeyError, encode_component, join_key, split_key
-from shared.state.mappings import normalize_dynamics_id, normalize_marketo_id
+from shared.state.mappings import MappingConflict, normalize_dynamics_id, normalize_marketo_id
 from shared.state.properties import (
     int64,
     read_bool,
@@ -43,6 +49,10 @@ MAX_CODE_CHARS = 100
 MAX_OPERATION_CHARS = 64
 SCHEMA_VERSION = 1
 
+
+MAPPING_CONFLICT_CODE = "MAPPING_CONFLICT"
+"""Our code for a record that Marketo (or Dynamics) resolved to a record already linked to
+another one (:class:`~shared.state.mappings.MappingConflict`)."""
 
 PENDING_CODE = "DEPENDENCY_PENDING"
 """Not a failure: a record whose linked record (its company, owner, opportunity) has not reached
@@ -102,6 +112,61 @@ class FailedRecord:
         """
         return record_key_for(self.stream, self.dynamics_id, self.marketo_id)
 
+    @property
+    def source_id(self) -> str | None:
+        """The id on the stream's source side (as given)."""
+        return _source_and_target(self.stream, self.dynamics_id, self.marketo_id)[0]
+
+    @property
+    def target_id(self) -> str | None:
+        """The id on the stream's target side, if known."""
+        return _source_and_target(self.stream, self.dynamics_id, self.marketo_id)[1]
+
+    @classmethod
+    def from_source(
+        cls,
+        stream: StreamId,
+        operation: str,
+        code: str,
+        message: str,
+        source_id: str,
+        target_id: str | None = None,
+    ) -> FailedRecord:
+        """A failure named by source and target id, whichever vendor each side is."""
+        if stream.direction is Direction.DYNAMICS_TO_MARKETO:
+            return cls(stream, operation, code, message, source_id, target_id)
+        return cls(stream, operation, code, message, target_id, source_id)
+
+    @classmethod
+    def for_conflict(cls, stream: StreamId, conflict: MappingConflict) -> FailedRecord:
+        """The per-record error of the refused side of a mapping conflict."""
+        refused = conflict.refused
+        return cls(
+            stream,
+            "link",
+            MAPPING_CONFLICT_CODE,
+            conflict.describe(),
+            refused.dynamics_id,
+            refused.marketo_id,
+        )
+
+
+def _source_and_target(
+    stream: StreamId, dynamics_id: str | None, marketo_id: str | None
+) -> tuple[str | None, str | None]:
+    if stream.direction is Direction.DYNAMICS_TO_MARKETO:
+        return dynamics_id, marketo_id
+    return marketo_id, dynamics_id
+
+
+def normalize_source_id(stream: StreamId, record_id: str) -> str:
+    """A source-side id as error rows key it (a Dynamics GUID lower-cased without braces for
+    ``d2m``, a trimmed Marketo id for ``m2d``): compare :meth:`SyncErrorStore.open_record_ids`
+    against ids normalised by this."""
+    if stream.direction is Direction.DYNAMICS_TO_MARKETO:
+        return normalize_dynamics_id(record_id)
+    return normalize_marketo_id(record_id)
+
 
 def record_key_for(
     stream: StreamId, dynamics_id: str | None, marketo_id: str | None
@@ -138,6 +203,21 @@ class SyncError:
     def record_id(self) -> tuple[str, str]:
         """``(side, id)`` of the record (see :func:`record_key_for`)."""
         return record_key_for(self.stream, self.dynamics_id, self.marketo_id)
+
+    @property
+    def direction(self) -> Direction:
+        """Which way the failed record was going."""
+        return self.stream.direction
+
+    @property
+    def source_id(self) -> str:
+        """The (normalised) id of the record on the source side: what the row is keyed by."""
+        return self.record_id[1]
+
+    @property
+    def target_id(self) -> str | None:
+        """The id on the target side, if it was known."""
+        return _source_and_target(self.stream, self.dynamics_id, self.marketo_id)[1]
 
     @property
     def last_activity_at(self) -> datetime:

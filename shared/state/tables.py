@@ -52,6 +52,8 @@ class TableKind(StrEnum):
     LEASES = "Leases"
     MAPPINGS = "Mappings"
     MAPPINGS_BY_MARKETO = "MappingsByMarketo"
+    """The first layout's index by Marketo id (read for migration and clean-up only)."""
+    MARKETO_INDEX = "MarketoIndex"
     SYNC_ERRORS = "SyncErrors"
     INSTANCES = "Instances"
     CONFIG = "Config"

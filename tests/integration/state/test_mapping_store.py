@@ -1,5 +1,8 @@
-"""ID mappings on Azurite: bulk reads and writes at a counted handful of requests, the reverse
-index's crash behaviour, field-level updates, and the layout guard."""
+"""ID mappings on Azurite: bulk reads and writes at a counted handful of requests, the Marketo-id
+index's crash behaviour, field-level updates, and the layout guard.
+
+Lookups by Marketo id, the memory of both directions and tables of the first layout:
+``test_mapping_index.py``."""
 
 from __future__ import annotations
 
@@ -15,12 +18,13 @@ from hypothesis import strategies as st
 
 from shared.errors import ConfigurationError
 from shared.state.keys import decode_component, encode_component
+from shared.state.mapping_rows import index_entity
 from shared.state.mappings import (
     IdMapping,
+    MappingConflictError,
     MappingLayout,
     MappingUpdate,
     SyncFilter,
-    reverse_entity,
 )
 from shared.state.store import StateStore
 from shared.state.tables import TableKind
@@ -64,9 +68,11 @@ def test_a_300_record_batch_costs_a_handful_of_requests(
 
     store.mappings.put_many(mappings)
     forward_buckets = {layout.bucket_label(m.dynamics_id) for m in mappings}
-    reverse_buckets = {layout.bucket_label(m.marketo_id) for m in mappings}
+    index_partitions = {layout.index_key(INSTANCE, "lead", m.marketo_id)[0] for m in mappings}
+    assert len(index_partitions) == 1  # Marketo ids 1,000,000-1,000,299: one id range
+    reverse_buckets = [1] * math.ceil(300 / 100)  # so 100 index rows a transaction
     assert request_log.count("POST", "$batch") == len(forward_buckets) + len(reverse_buckets)
-    assert len(request_log.requests) == len(forward_buckets) + len(reverse_buckets) <= 32
+    assert len(request_log.requests) == len(forward_buckets) + len(reverse_buckets) <= 19
 
     request_log.clear()
     found = store.mappings.get_many(INSTANCE, ENTITY, [m.dynamics_id.upper() for m in mappings])
@@ -75,13 +81,11 @@ def test_a_300_record_batch_costs_a_handful_of_requests(
     assert len(request_log.requests) == request_log.count("GET") == read_cost <= 32
 
     request_log.clear()
-    by_marketo = store.mappings.get_many_by_marketo(
-        INSTANCE, ENTITY, [m.marketo_id for m in mappings]
-    )
+    by_marketo = store.mappings.find_by_marketo(INSTANCE, "lead", [m.marketo_id for m in mappings])
     assert {k: v.dynamics_id for k, v in by_marketo.items()} == {
         m.marketo_id: m.dynamics_id for m in mappings
     }
-    index_cost = _expected_queries(layout, [m.marketo_id for m in mappings])
+    index_cost = 1  # one scan of the id range's partition
     assert len(request_log.requests) == index_cost + read_cost <= 64
 
 
@@ -118,7 +122,8 @@ def test_a_sparse_scan_gives_way_to_filters(
     store.mappings.put_many(mappings)
     store.mappings.scan_page = 100
     store.mappings.scan_min_ids = 10
-    store.mappings.scan_min_hits = 20
+    store.mappings.scan_min_hits_whole_rows = 20
+    store.mappings.scan_min_hits = 1000  # link_states' own threshold: not used by get_many
     ordered = sorted(mappings, key=lambda m: encode_component(m.dynamics_id))
     sparse = [m.dynamics_id for m in ordered[::10]]  # 10 per 100-row page
     request_log.clear()
@@ -129,6 +134,28 @@ def test_a_sparse_scan_gives_way_to_filters(
     request_log.clear()
     assert set(store.mappings.get_many(INSTANCE, ENTITY, dense)) == set(dense[:-2])
     assert len(request_log.requests) == 4  # the whole partition, no filters for the missing
+    # a few columns (link_states) have their own threshold: 50 hits < 1000 stops the scan
+    request_log.clear()
+    assert len(store.mappings.link_states(INSTANCE, ENTITY, dense)) == 200
+    assert len(request_log.requests) == 1 + math.ceil((200 - 50 + 2) / 14)
+
+
+def test_whole_rows_are_scanned_only_when_a_third_of_a_page_is_wanted(
+    make_store: Callable[..., StateStore], request_log: RequestLog
+) -> None:
+    """At the default thresholds, a 1,500-row partition of which a fifth is wanted: whole rows
+    are read by filters after the first page, the three link columns by scanning on."""
+    store = make_store(mapping_buckets=1)
+    mappings = _mappings(1500, seed=6)
+    store.mappings.put_many(mappings)
+    ordered = sorted(mappings, key=lambda m: encode_component(m.dynamics_id))
+    wanted = [m.dynamics_id for m in ordered[::5]]  # 200 per 1,000-row page
+    request_log.clear()
+    assert len(store.mappings.get_many(INSTANCE, ENTITY, wanted)) == 300
+    assert len(request_log.requests) == 1 + math.ceil(100 / 14)
+    request_log.clear()
+    assert len(store.mappings.link_states(INSTANCE, ENTITY, wanted)) == 300
+    assert len(request_log.requests) == 2  # both pages of the partition
 
 
 def test_more_than_100_rows_in_one_partition(
@@ -164,13 +191,12 @@ def test_a_crash_between_the_two_writes_leaves_a_harmless_orphan(store: StateSto
     """Only the index row was written (the crash): lookups either way find nothing; the
     replayed put_many repairs it."""
     mapping = _mappings(1, seed=4)[0]
-    from shared.state.mappings import reverse_entity
-
     submit_all(
-        store.tables.client(TableKind.MAPPINGS_BY_MARKETO),
-        [TableOperation("upsert", reverse_entity(mapping, store.mappings.layout))],
+        store.tables.client(TableKind.MARKETO_INDEX),
+        [TableOperation("upsert", index_entity(mapping, store.mappings.layout))],
         "simulating the first write",
     )
+    assert store.mappings.find_by_marketo(INSTANCE, "lead", [mapping.marketo_id]) == {}
     assert store.mappings.get_by_marketo(INSTANCE, ENTITY, mapping.marketo_id) is None
     assert store.mappings.get_many_by_marketo(INSTANCE, ENTITY, [mapping.marketo_id]) == {}
     assert store.mappings.get(INSTANCE, ENTITY, mapping.dynamics_id) is None
@@ -189,8 +215,9 @@ def test_relinking_leaves_the_old_index_row_ignored(store: StateStore) -> None:
 
 
 def test_one_marketo_record_cannot_take_two_dynamics_records_in_a_call(store: StateStore) -> None:
-    """Identity is one-to-one; a call that breaks it is refused before writing."""
-    with pytest.raises(ValueError, match="one Dynamics record"):
+    """Identity is one-to-one; a call that breaks it is refused before writing, with a typed
+    error naming the conflict (split_conflicts lets the caller store the rest)."""
+    with pytest.raises(MappingConflictError, match="one Dynamics record") as raised:
         store.mappings.put_many(
             [
                 IdMapping(INSTANCE, ENTITY, "d-1", "lead", "7"),
@@ -198,6 +225,10 @@ def test_one_marketo_record_cannot_take_two_dynamics_records_in_a_call(store: St
             ]
         )
     assert store.mappings.get(INSTANCE, ENTITY, "d-1") is None
+    assert [(c.kept.dynamics_id, c.refused.dynamics_id) for c in raised.value.conflicts] == [
+        ("d-1", "d-2")
+    ]
+    assert isinstance(raised.value, ValueError)  # what callers caught before
 
 
 def test_field_updates_from_both_directions_do_not_clobber(store: StateStore) -> None:
@@ -238,7 +269,7 @@ def test_delete_removes_both_rows_but_not_a_relinked_index(store: StateStore) ->
     assert store.mappings.delete_many(INSTANCE, ENTITY, ["d-1", "d-2", "d-9"]) == 2
     assert store.mappings.get(INSTANCE, ENTITY, "d-1") is None
     assert store.mappings.get_by_marketo(INSTANCE, ENTITY, "1") is None
-    index = store.tables.client(TableKind.MAPPINGS_BY_MARKETO)
+    index = store.tables.client(TableKind.MARKETO_INDEX)
     assert [decode_component(r["RowKey"]) for r in index.list_entities()] == ["2"]
     assert store.mappings.get_by_marketo(INSTANCE, ENTITY, "2") is not None
 
@@ -256,9 +287,9 @@ def test_has_any_per_entity_sees_only_that_entity(store: StateStore) -> None:
     store.mappings.put(IdMapping("i1", "opportunity_customer", "d-1", "opportunity_role", "g1"))
     assert store.mappings.has_any("i1", entity="opportunity_customer")
     assert not store.mappings.has_any("i1", entity="opportunity")
-    index = store.tables.client(TableKind.MAPPINGS_BY_MARKETO)
+    index = store.tables.client(TableKind.MARKETO_INDEX)
     index.upsert_entity(
-        reverse_entity(IdMapping("i1", "contact", "d-2", "lead", "5"), store.mappings.layout)
+        index_entity(IdMapping("i1", "contact", "d-2", "lead", "5"), store.mappings.layout)
     )
     assert not store.mappings.has_any("i1", entity="contact")
     assert store.mappings.has_any("i1")

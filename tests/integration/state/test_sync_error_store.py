@@ -176,3 +176,23 @@ def test_concurrent_repeats_never_lose_an_attempt(
     assert len(calls) == 2
     assert result.attempts == 3
     assert a.errors.get(CONTACTS, "d-1") == result
+
+
+def test_a_marketo_sourced_error_is_kept_and_resolved_by_its_marketo_id(
+    store: StateStore, clock: ManualClock
+) -> None:
+    """m2d: recorded by source id (a Marketo id) with its Dynamics target, listed with both,
+    due by source id, resolved by source id; the d2m row of the same record is another row."""
+    store.errors.record(FailedRecord.from_source(LEADS, "create", "0x1", "dup", " 77 ", "{AB-1}"))
+    store.errors.record(_contact_failure("ab-1"))
+    assert store.errors.open_record_ids(LEADS) == {"77"}
+    [error] = store.errors.list("i1", entity="lead")
+    assert (error.direction, error.source_id, error.target_id) == (
+        Direction.MARKETO_TO_DYNAMICS,
+        "77",
+        "ab-1",
+    )
+    clock.advance(300)
+    assert [e.source_id for e in store.errors.due_for_retry(LEADS)] == ["77"]
+    assert store.errors.resolve(LEADS, ["77"]) == 1
+    assert store.errors.count_open("i1") == {CONTACTS: 1}

@@ -4,25 +4,33 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from shared.state.keys import is_valid_key, split_key
+from shared.state.mapping_rows import (
+    forward_entity,
+    index_entity,
+    index_from_entity,
+    mapping_from_entity,
+    reverse_entity,
+    reverse_from_entity,
+    update_entity,
+)
 from shared.state.mappings import (
     DEFAULT_BUCKETS,
     IdMapping,
+    MappingConflictError,
     MappingLayout,
     MappingUpdate,
     SyncFilter,
     fields_hash,
-    forward_entity,
-    mapping_from_entity,
+    index_partition_label,
     normalize_dynamics_id,
-    reverse_entity,
-    reverse_from_entity,
+    split_conflicts,
     stable_bucket,
-    update_entity,
 )
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -96,8 +104,9 @@ def test_dynamics_ids_are_normalised() -> None:
         IdMapping("i", "contact", "{}", "lead", "1")
 
 
-def test_forward_and_reverse_rows_round_trip() -> None:
-    """The forward row is the whole mapping; the reverse row points back to the Dynamics id."""
+def test_mapping_and_index_rows_round_trip() -> None:
+    """The mapping row is the whole mapping, memory of both sides included; the index row is
+    keyed by Marketo type and points back to the entity and Dynamics id."""
     layout = MappingLayout()
     mapping = IdMapping(
         "i1",
@@ -113,11 +122,53 @@ def test_forward_and_reverse_rows_round_trip() -> None:
         created_at=T0,
         updated_at=T0,
         marketo_written_at=T0,
+        marketo_fields={"email": "e1"},
+        dynamics_fields={"emailaddress1": "e2"},
+        dynamics_read_fields={"emailaddress1": "e3", "firstname": "f3"},
+        marketo_read_fields={"email": "e4"},
+        marketo_version="2026-05-01T12:00:00Z",
     )
-    assert mapping_from_entity(forward_entity(mapping, layout)) == mapping
-    reverse = reverse_entity(mapping, layout)
+    row = forward_entity(mapping, layout)
+    assert mapping_from_entity(row) == mapping
+    assert "deleted_in_dynamics" not in forward_entity(
+        replace(mapping, deleted_in_dynamics=False), layout
+    )
+    index = index_entity(mapping, layout)
+    assert index["PartitionKey"] == layout.index_key("i1", "lead", "1001")[0]
+    assert split_key(index["PartitionKey"])[:2] == ("i1", "lead")
+    assert index_from_entity(index) == ("1001", "contact", mapping.dynamics_id)
+    reverse = reverse_entity(mapping, layout)  # the first layout's, keyed by entity
     assert reverse["PartitionKey"] == layout.reverse_key("i1", "contact", "1001")[0]
     assert reverse_from_entity(reverse) == ("1001", mapping.dynamics_id)
+
+
+def test_a_row_of_the_first_layout_reads_with_empty_new_memory() -> None:
+    """A mapping row as the first layout wrote it (schema 1, every property spelled out)."""
+    layout = MappingLayout()
+    partition_key, row_key = layout.forward_key("i1", "contact", "abc-1")
+    old_row = {
+        "PartitionKey": partition_key,
+        "RowKey": row_key,
+        "schema": 1,
+        "marketo_type": "lead",
+        "marketo_id": "77",
+        "deleted_in_dynamics": False,
+        "sync_filter": "yes",
+        "dynamics_version": "5",
+        "marketo_hash": "m" * 64,
+        "marketo_fields": '{"email":"h1"}',
+        "created_at": T0,
+        "updated_at": T0,
+        "marketo_written_at": T0,
+    }
+    mapping = mapping_from_entity(old_row)
+    assert (mapping.marketo_id, mapping.sync_filter, mapping.marketo_fields) == (
+        "77",
+        SyncFilter.YES,
+        {"email": "h1"},
+    )
+    assert mapping.dynamics_fields is None and mapping.marketo_read_fields is None
+    assert mapping.dynamics_read_fields is None and mapping.marketo_version is None
 
 
 def test_updates_carry_only_the_fields_they_set() -> None:
@@ -143,8 +194,96 @@ def test_updates_carry_only_the_fields_they_set() -> None:
     assert "dynamics_hash" not in row
 
 
+def test_each_direction_updates_only_its_own_memory() -> None:
+    """What Marketo → Dynamics sets never names a property Dynamics → Marketo writes, and the
+    other way round: MERGE keeps the other's."""
+    m2d = update_entity(
+        "i",
+        "contact",
+        MappingUpdate(
+            "ABC",
+            dynamics_hash="d",
+            dynamics_fields={"firstname": "1"},
+            marketo_read_fields={"firstName": "2"},
+            marketo_version="v9",
+        ),
+        MappingLayout(),
+        T0,
+    )
+    d2m = update_entity(
+        "i",
+        "contact",
+        MappingUpdate(
+            "ABC",
+            dynamics_version="7",
+            marketo_hash="m",
+            marketo_fields={"firstName": "3"},
+            dynamics_read_fields={"firstname": "4"},
+            sync_filter=SyncFilter.YES,
+        ),
+        MappingLayout(),
+        T0,
+    )
+    shared = {"PartitionKey", "RowKey", "updated_at"}
+    assert set(m2d) - shared == {
+        "dynamics_hash",
+        "dynamics_written_at",
+        "dynamics_fields",
+        "marketo_read",
+        "marketo_version",
+    }
+    assert (set(m2d) - shared).isdisjoint(set(d2m) - shared)
+
+
+def test_two_records_resolved_to_one_record_of_the_other_side_are_split_out() -> None:
+    """The first keeps the Marketo record, the second is reported naming both; a repeat of
+    the same pair, or the same Marketo id of another type or instance, is no conflict; two
+    Marketo records for one Dynamics record are the mirror conflict."""
+    first = IdMapping("i", "opportunity_role", "d-1", "opportunityRole", "7")
+    again = IdMapping("i", "opportunity_role", "D-1", "opportunityRole", "7")
+    second = IdMapping("i", "opportunity_role", "d-2", "opportunityRole", "7")
+    other_type = IdMapping("i", "contact", "d-3", "lead", "7")
+    other_instance = IdMapping("j", "opportunity_role", "d-4", "opportunityRole", "7")
+    ok, conflicts = split_conflicts([first, again, second, other_type, other_instance])
+    assert ok == [first, again, other_type, other_instance]
+    assert [(c.kept.dynamics_id, c.refused.dynamics_id, c.marketo_id) for c in conflicts] == [
+        ("d-1", "d-2", "7")
+    ]
+    relinked = IdMapping("i", "opportunity_role", "D-1", "opportunityRole", "8")
+    ok, conflicts_too = split_conflicts([first, relinked])
+    assert ok == [first] and [c.refused for c in conflicts_too] == [relinked]
+    assert "a Dynamics record maps to one Marketo record" in conflicts_too[0].describe()
+    error = MappingConflictError(conflicts)
+    assert isinstance(error, ValueError) and error.conflicts == conflicts
+    assert "d-1" in str(error) and "d-2" in str(error)
+
+
 def test_fields_hash_is_order_independent_and_value_sensitive() -> None:
     """Same values in any order hash alike; any changed value changes the hash."""
     assert fields_hash({"a": 1, "b": "x"}) == fields_hash({"b": "x", "a": 1})
     assert fields_hash({"a": 1}) != fields_hash({"a": 2})
     assert len(fields_hash({})) == 64
+
+
+def test_index_partitions_follow_marketo_id_ranges() -> None:
+    """Consecutive integer ids share a partition of at most 1,000; other ids (GUID-like,
+    or digits that are not ASCII) fall back to the hash bucket."""
+    layout = MappingLayout()
+    labels = {index_partition_label(str(i), layout) for i in range(1_000_000, 1_000_300)}
+    assert labels == {"n1000"}
+    assert index_partition_label("1000999", layout) == "n1000"
+    assert index_partition_label("1001000", layout) == "n1001"
+    assert index_partition_label("ab-12", layout) == layout.bucket_label("ab-12")
+    assert index_partition_label("١٢٣", layout) == layout.bucket_label("١٢٣")
+    partition_key, row_key = layout.index_key("i", "lead", "1000123")
+    assert split_key(partition_key) == ("i", "lead", "n1000") and row_key == "1000123"
+
+
+def test_row_conversions_are_still_importable_from_their_old_module() -> None:
+    """Callers of the first layout's module path keep working."""
+    from shared.state import mapping_rows, mappings
+
+    assert mappings.forward_entity is mapping_rows.forward_entity
+    assert mappings.SCHEMA_VERSION == 2
+    with pytest.raises(AttributeError):
+        _ = mappings.no_such_name

@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.jobs import Direction
+from shared.state.mappings import IdMapping, split_conflicts
 from shared.state.streams import StreamId
 from shared.state.sync_errors import (
+    MAPPING_CONFLICT_CODE,
     MAX_MESSAGE_CHARS,
     ErrorRetryPolicy,
     FailedRecord,
@@ -16,6 +18,7 @@ from shared.state.sync_errors import (
     apply_resolution,
     error_keys,
     from_entity,
+    normalize_source_id,
     to_entity,
 )
 
@@ -116,3 +119,63 @@ def test_records_waiting_for_a_dependency_are_never_given_up() -> None:
         at = policy.next_retry_at(attempts, now, PENDING_CODE)
         assert at is not None
         assert at - now <= policy.pending_max_delay
+
+
+def test_failures_are_named_by_source_and_target_whichever_vendor_each_is() -> None:
+    """A Marketo-sourced (m2d) failure has its Marketo id as source id; the same builder
+    gives a d2m failure its Dynamics id; the stored row names direction and both ids."""
+    m2d = FailedRecord.from_source(M2D, "create", "0x80040237", "dup", "77", "{ABC-9}")
+    assert (m2d.marketo_id, m2d.dynamics_id) == ("77", "{ABC-9}")
+    assert (m2d.source_id, m2d.target_id, m2d.record_id) == ("77", "{ABC-9}", ("m", "77"))
+    d2m = FailedRecord.from_source(D2M, "update", "1003", "bad", "{ABC-1}", "12")
+    assert (d2m.dynamics_id, d2m.marketo_id, d2m.record_id) == ("{ABC-1}", "12", ("d", "abc-1"))
+    stored = from_entity(to_entity(apply_failure(None, m2d, T0, POLICY)))
+    assert (stored.direction, stored.source_id, stored.target_id) == (
+        Direction.MARKETO_TO_DYNAMICS,
+        "77",
+        "abc-9",
+    )
+    assert normalize_source_id(M2D, " 77 ") == "77"
+    assert normalize_source_id(D2M, "{ABC-1}") == "abc-1"
+
+
+def test_a_row_written_before_source_ids_reads_with_them() -> None:
+    """A row as the first layout wrote it (no new columns: there are none) names its
+    direction and source id from its key."""
+    old_row = {
+        "PartitionKey": "i1",
+        "RowKey": "lead!m2d!m!77",
+        "schema": 1,
+        "operation": "create",
+        "code": "0x1",
+        "message": "dup",
+        "first_seen": T0,
+        "last_seen": T0,
+        "last_activity_at": T0,
+        "attempts": 2,
+        "resolved": False,
+        "marketo_id": "77",
+        "next_retry_at": T0,
+    }
+    error = from_entity(old_row)
+    assert (error.direction, error.source_id, error.target_id, error.attempts) == (
+        Direction.MARKETO_TO_DYNAMICS,
+        "77",
+        None,
+        2,
+    )
+
+
+def test_a_mapping_conflict_is_a_per_record_error_of_the_refused_record() -> None:
+    """Defect 5: the second of two stakeholder connections resolved to one Marketo record."""
+    kept = IdMapping("i1", "opportunity_role", "d-1", "opportunityRole", "7")
+    refused = IdMapping("i1", "opportunity_role", "d-2", "opportunityRole", "7")
+    _, [conflict] = split_conflicts([kept, refused])
+    stream = StreamId("i1", "opportunity_role", Direction.DYNAMICS_TO_MARKETO)
+    failure = FailedRecord.for_conflict(stream, conflict)
+    assert (failure.code, failure.record_id, failure.target_id) == (
+        MAPPING_CONFLICT_CODE,
+        ("d", "d-2"),
+        "7",
+    )
+    assert "d-1" in failure.message and "d-2" in failure.message
