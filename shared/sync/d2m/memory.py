@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-from shared.state.mappings import IdMapping, MappingUpdate, SyncFilter, normalize_dynamics_id
+from shared.state.mappings import (
+    IdMapping,
+    MappingUpdate,
+    SyncFilter,
+    normalize_dynamics_id,
+    split_conflicts,
+)
 from shared.state.store import StateStore
 from shared.state.streams import StreamId
 from shared.state.sync_errors import PENDING_CODE, FailedRecord
@@ -52,6 +58,9 @@ async def persist(
         )
         for link in applied.links
     ]
+    # Marketo may resolve two Dynamics records to one of its own (the apply step catches that
+    # within a group; this, any pair of the call): the later one is a per-record error.
+    mappings, conflicts = split_conflicts(mappings)
     if mappings:
         await blocking(store.mappings.put_many, mappings)
     changes = [
@@ -79,6 +88,7 @@ async def persist(
         )
         for f in applied.failures
     ]
+    failures += [FailedRecord.for_conflict(stream, c) for c in conflicts]
     failures += pending_links(stream, applied.pending, held or {})
     if failures:
         await blocking(store.errors.record_many, failures)

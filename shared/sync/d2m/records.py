@@ -23,6 +23,7 @@ from typing import Any
 from shared.clock import Clock
 from shared.errors import DmsyncError
 from shared.jobs import Direction
+from shared.state.mapping_rows import MEMORY_COLUMNS
 from shared.state.mappings import IdMapping, SyncFilter
 from shared.state.store import StateStore
 from shared.state.streams import StreamId
@@ -125,7 +126,11 @@ class RecordWrites:
         prepared = [_lowered(transformer.prepare(row, resolve)) for row in rows]
         wanted = [p.dynamics_id for p in prepared if p.dynamics_id not in unmapped]
         stored = await blocking(
-            self.store.mappings.get_many, stream.instance_id, stream.entity, [*wanted, *deleted_ids]
+            self.store.mappings.get_many,
+            stream.instance_id,
+            stream.entity,
+            [*wanted, *deleted_ids],
+            columns=MEMORY_COLUMNS,  # these mappings are read, never written back whole
         )
         mappings = {key.lower(): value for key, value in stored.items()}
         plan = plan_page(prepared, deleted_ids, _views(mappings), keyed=spec.key_field is not None)

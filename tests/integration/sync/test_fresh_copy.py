@@ -33,11 +33,13 @@ class Recorder:
         store = sync.runtime.store.mappings
         original = store.get_many
 
-        def get_many(instance_id: str, entity: str, ids: Iterable[str]) -> dict[str, IdMapping]:
+        def get_many(
+            instance_id: str, entity: str, ids: Iterable[str], **options: Any
+        ) -> dict[str, IdMapping]:
             wanted = list(ids)
             if self.entity == "contact" and entity == "contact":
                 self.contact_lookups.append(wanted)
-            return original(instance_id, entity, wanted)
+            return original(instance_id, entity, wanted, **options)
 
         store.get_many = get_many  # type: ignore[method-assign]
         sync.before_job = self.before_job
