@@ -20,6 +20,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "instance": ("dmsync.instance_command", "list, show, add or copy integration instances"),
     "errors": ("dmsync.errors_command", "list the sync errors of an instance"),
     "status": ("dmsync.status_command", "per instance and stream: phase, progress, lease, errors"),
+    "validate": (
+        "dmsync.validate_command",
+        "check settings, access and the mapping; exit 0 if all ✔",
+    ),
     "reconcile": ("dmsync.reconcile_command", "compare Dynamics with Marketo; exit 0 if it holds"),
     "demo": ("dmsync.demo.command", "seed the emulators, run the real host, show the sync work"),
 }
