@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "dmsync.validate_command",
         "check settings, access and the mapping; exit 0 if all ✔",
     ),
+    "resync": ("dmsync.resync_command", "full copy of some entities, done by the app; --wait"),
     "reconcile": ("dmsync.reconcile_command", "compare Dynamics with Marketo; exit 0 if it holds"),
     "demo": ("dmsync.demo.command", "seed the emulators, run the real host, show the sync work"),
 }

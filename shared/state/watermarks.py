@@ -112,6 +112,12 @@ class Watermark:
     sweep: str | None = None
     """After a full resync: where the check for records deleted while the delta token was stale
     has got to (``""``: not started; a mapping key: continue after it); ``None``: no sweep."""
+    resume_cursor: str | None = None
+    """After an operator's resync (:func:`reset` with ``keep_cursor``): the cursor the stream
+    had before it. The full read's last page continues from it rather than from the read's own
+    delta link, so a change made while the read ran comes back whichever moment that link
+    stands for (re-reading costs nothing: writes are idempotent, unchanged records unsent).
+    Cleared when the initial phase ends."""
     etag: str | None = field(default=None, compare=False)
 
     @property
@@ -263,6 +269,7 @@ def advance(
         and new_phase is Phase.INITIAL,
         step=watermark.step + 1,
         sweep=watermark.sweep if sweep is None else sweep,
+        resume_cursor=watermark.resume_cursor if new_phase is Phase.INITIAL else None,
     )
 
 
@@ -288,13 +295,25 @@ def record_failure(
     )
 
 
-def reset(watermark: Watermark, *, now: datetime, status: str = "") -> Watermark:
+def reset(
+    watermark: Watermark, *, now: datetime, status: str = "", keep_cursor: bool = False
+) -> Watermark:
     """Start the stream over (a full resync): phase ``initial``, no cursor, zero counters.
 
-    The sequence moves on, so any job still in flight for the old run is stale.
+    The sequence moves on, so any job still in flight for the old run is stale. With
+    ``keep_cursor`` (an operator's resync of a stream whose cursor is still good) the old
+    cursor is kept as :attr:`Watermark.resume_cursor`; a resync already under way keeps the one
+    it kept. An expired cursor is never kept.
     """
+    kept = None
+    if keep_cursor:
+        if watermark.phase is Phase.INCREMENTAL:
+            kept = watermark.cursor
+        else:
+            kept = watermark.resume_cursor
     return replace(
         watermark,
+        resume_cursor=kept,
         phase=Phase.INITIAL,
         cursor=None,
         counts=RunCounts(),
@@ -334,6 +353,8 @@ def to_entity(watermark: Watermark) -> dict[str, Any]:
     if watermark.sweep is not None:
         entity["sweep"] = watermark.sweep
     entity.update(write_long_text("cursor", watermark.cursor))
+    if watermark.resume_cursor is not None:
+        entity.update(write_long_text("resume_cursor", watermark.resume_cursor))
     if watermark.total_expected is not None:
         entity["total_expected"] = int64(watermark.total_expected)
     if watermark.last_error is not None:
@@ -370,5 +391,6 @@ def from_entity(entity: Any) -> Watermark:
         resync=bool(entity.get("resync", False)),
         fresh_copy=bool(entity.get("fresh_copy", False)),
         sweep=entity.get("sweep"),
+        resume_cursor=read_long_text(entity, "resume_cursor"),
         etag=metadata.get("etag"),
     )

@@ -298,12 +298,16 @@ class JobRunner:
         sweep_owed = (
             initial and result.done and not (watermark.cursor is None and result.fresh_copy)
         )
+        # An operator's resync reads on from the cursor it had, not from the read's own link.
+        cursor = result.cursor
+        if initial and result.done and watermark.resume_cursor:
+            cursor = watermark.resume_cursor
         committed = await blocking(
             self.store.watermarks.advance,
             stream,
             sequence=watermark.sequence,
             step=watermark.step,
-            cursor=result.cursor,
+            cursor=cursor,
             counts=RunCounts(
                 read=counts.read,
                 written=counts.written,
