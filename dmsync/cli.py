@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "check settings, access and the mapping; exit 0 if all ✔",
     ),
     "resync": ("dmsync.resync_command", "full copy of some entities, done by the app; --wait"),
+    "backfill": ("dmsync.backfill_command", "send one field of every mapped record (Quick Sync)"),
     "reconcile": ("dmsync.reconcile_command", "compare Dynamics with Marketo; exit 0 if it holds"),
     "demo": ("dmsync.demo.command", "seed the emulators, run the real host, show the sync work"),
 }

@@ -307,10 +307,8 @@ def reset(
     """
     kept = None
     if keep_cursor:
-        if watermark.phase is Phase.INCREMENTAL:
-            kept = watermark.cursor
-        else:
-            kept = watermark.resume_cursor
+        incremental = watermark.phase is Phase.INCREMENTAL
+        kept = watermark.cursor if incremental else watermark.resume_cursor
     return replace(
         watermark,
         resume_cursor=kept,

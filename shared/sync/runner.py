@@ -18,6 +18,9 @@ order (design invariants 1-4 and 7):
 8. release the lease, then send the continuation (a lost one is recovered by the scheduler's
    nudge, :mod:`shared.sync.runs`).
 
+A back-fill job (an operator's request to send one field) takes the same gates and lease, then
+does one step of the back-fill instead of steps 3-7 (:mod:`shared.sync.backfill_jobs`).
+
 A crash anywhere before 7 replays the same page; writes are keyed by the mapping and the key,
 so the replay creates nothing twice.
 """
@@ -42,11 +45,12 @@ from shared.errors import (
     ResyncRequiredError,
     RetriableError,
 )
-from shared.jobs import Direction, SyncJob
+from shared.jobs import Direction, JobReason, SyncJob
 from shared.state.instances import InstanceStatus
 from shared.state.store import StateStore
 from shared.state.streams import StreamId
 from shared.state.watermarks import Phase, RunCounts, Watermark
+from shared.sync.backfill_jobs import BackfillStepOutcome, run_backfill_step
 from shared.sync.blocking import blocking
 from shared.sync.config import SyncConfig
 from shared.sync.job_queue import JobQueue
@@ -83,6 +87,14 @@ class JobOutcome(StrEnum):
     """The instance is paused or suspended, or the entity is no longer configured."""
     QUOTA = "quota"
     """The target's daily quota is used up; the run resumes after the reset."""
+
+
+_BACKFILL_OUTCOMES = {
+    BackfillStepOutcome.ADVANCED: JobOutcome.ADVANCED,
+    BackfillStepOutcome.DONE: JobOutcome.CAUGHT_UP,
+    BackfillStepOutcome.STALE: JobOutcome.STALE,
+    BackfillStepOutcome.QUOTA: JobOutcome.QUOTA,
+}
 
 
 class JobRunner:
@@ -209,6 +221,11 @@ class JobRunner:
         counts: PageCounts,
         followups: list[SyncJob],
     ) -> JobOutcome:
+        if job.reason is JobReason.BACKFILL:
+            step = await run_backfill_step(
+                job, stream, pipeline, self.store, keeper, self.queue, followups, self.clock.now()
+            )
+            return _BACKFILL_OUTCOMES[step]
         watermark = await blocking(self.store.watermarks.get, stream)
         if (job.sequence, job.step) != (watermark.sequence, watermark.step):
             log.info(
