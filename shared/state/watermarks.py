@@ -29,6 +29,7 @@ from enum import StrEnum
 from typing import Any
 
 from shared.errors import ConcurrencyConflict
+from shared.state import recent
 from shared.state.properties import (
     int64,
     read_datetime,
@@ -112,6 +113,8 @@ class Watermark:
     sweep: str | None = None
     """After a full resync: where the check for records deleted while the delta token was stale
     has got to (``""``: not started; a mapping key: continue after it); ``None``: no sweep."""
+    recent: str = ""
+    """Records read in five-minute buckets over the last hour (:mod:`shared.state.recent`)."""
     resume_cursor: str | None = None
     """After an operator's resync (:func:`reset` with ``keep_cursor``): the cursor the stream
     had before it. The full read's last page continues from it rather than from the read's own
@@ -270,6 +273,7 @@ def advance(
         step=watermark.step + 1,
         sweep=watermark.sweep if sweep is None else sweep,
         resume_cursor=watermark.resume_cursor if new_phase is Phase.INITIAL else None,
+        recent=recent.record(watermark.recent, now, counts.read),
     )
 
 
@@ -351,6 +355,8 @@ def to_entity(watermark: Watermark) -> dict[str, Any]:
     if watermark.sweep is not None:
         entity["sweep"] = watermark.sweep
     entity.update(write_long_text("cursor", watermark.cursor))
+    if watermark.recent:
+        entity["recent"] = watermark.recent
     if watermark.resume_cursor is not None:
         entity.update(write_long_text("resume_cursor", watermark.resume_cursor))
     if watermark.total_expected is not None:
@@ -390,5 +396,6 @@ def from_entity(entity: Any) -> Watermark:
         fresh_copy=bool(entity.get("fresh_copy", False)),
         sweep=entity.get("sweep"),
         resume_cursor=read_long_text(entity, "resume_cursor"),
+        recent=read_str(entity, "recent") or "",
         etag=metadata.get("etag"),
     )
