@@ -22,7 +22,19 @@ from shared.state.tables import DEFAULT_PREFIX
 from shared.telemetry.logs import Redactor
 from shared.validation.results import Checklist, failed
 
-SECRET_SETTINGS = ("AzureWebJobsStorage", "DYNAMICS_CLIENT_SECRET", "MARKETO_CLIENT_SECRET")
+SECRET_SETTINGS = (
+    "AzureWebJobsStorage",
+    "DYNAMICS_CLIENT_SECRET",
+    "DYNAMICS_CLIENT_CERTIFICATE",
+    "DYNAMICS_CLIENT_CERTIFICATE_PASSWORD",
+    "MARKETO_CLIENT_SECRET",
+)
+
+
+_SETTINGS_FIX = (
+    "set them as the README's settings table describes (the same names as the app's settings "
+    "in Azure)"
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -63,19 +75,12 @@ async def _checklist(environ: dict[str, str], table_prefix: str) -> Checklist:
         config = load_config(sync.mapping_file)
         store = StateStore.from_environment(environ, table_prefix=table_prefix)
     except ConfigurationError as exc:
-        return Checklist(
-            [
-                failed(
-                    "settings",
-                    "app settings",
-                    str(exc),
-                    "set them as the README's settings table describes (the same names as "
-                    "the app's settings in Azure)",
-                )
-            ]
-        )
+        return Checklist([failed("settings", "app settings", str(exc), _SETTINGS_FIX)])
     ca_bundle = environ.get("REQUESTS_CA_BUNDLE")
-    dynamics = DynamicsClient(dynamics_settings, verify=ca_bundle or True)
+    try:
+        dynamics = DynamicsClient(dynamics_settings, verify=ca_bundle or True)
+    except ConfigurationError as exc:
+        return Checklist([failed("settings", "Dataverse sign-in", str(exc), _SETTINGS_FIX)])
     marketo = MarketoClient(marketo_settings)
     try:
         return await run_checklist(

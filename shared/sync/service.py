@@ -189,7 +189,13 @@ def _register_secrets(
     storage: StorageSettings, dynamics: DynamicsSettings, marketo: MarketoSettings
 ) -> None:
     """Make the log redaction know this app's secret values, wherever they might surface."""
-    for secret in (storage.connection_string, dynamics.client_secret, marketo.client_secret):
+    for secret in (
+        storage.connection_string,
+        dynamics.client_secret,
+        dynamics.client_certificate,
+        dynamics.client_certificate_password,
+        marketo.client_secret,
+    ):
         if secret is not None and secret.get_secret_value():
             REDACTOR.add_secret(secret.get_secret_value())
 

@@ -22,7 +22,11 @@ from shared.validation.results import CheckResult, failed, passed, warned
 REACHABLE_TIMEOUT = httpx.Timeout(10.0)
 """The reachability probe's bound: a URL that does not answer in 10 s is as good as down."""
 
-CREDENTIAL_SETTINGS = "DYNAMICS_TENANT_ID, DYNAMICS_CLIENT_ID and DYNAMICS_CLIENT_SECRET"
+CREDENTIAL_SETTINGS = (
+    "DYNAMICS_TENANT_ID, DYNAMICS_CLIENT_ID and DYNAMICS_CLIENT_SECRET, or the certificate "
+    "(DYNAMICS_CLIENT_CERTIFICATE_PATH or DYNAMICS_CLIENT_CERTIFICATE: the one whose public part "
+    "is uploaded to the app registration)"
+)
 
 
 async def url_reachable(url: str, ca_bundle: str | None) -> CheckResult:
