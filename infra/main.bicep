@@ -142,7 +142,7 @@ param stalledAfterMinutes int = 30
 @maxValue(100)
 param marketoQuotaAlertPercent int = 80
 
-@description('Object id of a person or group operating the sync: gets read-only queue and table access (for dmsync status/errors). azd passes the signed-in user. Empty: none.')
+@description('Object id of a person or group operating the sync: reads the queues and tables (dmsync status/errors) and writes requests to them (dmsync errors retry, resync, backfill). azd passes the signed-in user. Empty: none.')
 param operatorPrincipalId string = ''
 
 @description('Kind of principal operatorPrincipalId is.')
