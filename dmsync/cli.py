@@ -19,7 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "host": ("dmsync.host.command", "run function_app.py locally like the Azure Functions host"),
     "instance": ("dmsync.instance_command", "list, show, add or copy integration instances"),
     "errors": ("dmsync.errors_command", "list, retry now or export the sync errors"),
-    "status": ("dmsync.status_command", "per instance and stream: phase, progress, lease, errors"),
+    "status": (
+        "dmsync.status_command",
+        "per entity at a glance: phase, last hour, backlog, catch-up, errors",
+    ),
     "validate": (
         "dmsync.validate_command",
         "check settings, access and the mapping; exit 0 if all ✔",
