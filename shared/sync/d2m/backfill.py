@@ -10,6 +10,7 @@ logged as a sync error (operation ``backfill``), so the ordinary retry picks it 
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,8 @@ from shared.sync.config import SYNC_FILTER_COLUMN, SyncConfig
 from shared.sync.d2m.reader import DataverseChangeReader, table_ref
 from shared.sync.pipeline import BackfillPage, RecordWriter, WriteGuard, WriteMode, WriteOp
 from shared.sync.transform import MODIFIED_ON, marketo_value, sync_filter_allows
+
+log = logging.getLogger("dmsync.backfill")
 
 BACKFILL_PAGE = 300
 """Records per step: one Marketo write call (its 300-record limit) and one Dataverse read."""
@@ -48,7 +51,11 @@ class FieldBackfill:
     async def step(self, stream: StreamId, backfill: Backfill, guard: WriteGuard) -> BackfillPage:
         """Send the field for the next page of mapped records (see the module docstring)."""
         spec = self.config.entity[stream.entity]
-        field = spec.field_specs()[backfill.column]
+        field = spec.fields_to_marketo().get(backfill.column)
+        if field is None:  # the mapping changed since the request: nothing left to send
+            log.warning("back-fill of %s.%s: the column is no longer mapped; request closed",
+                        stream.entity, backfill.column)  # fmt: skip
+            return BackfillPage(None, BackfillCounts())
         mappings, position = await blocking(
             self.store.mappings.list_entity_page,
             stream.instance_id,
