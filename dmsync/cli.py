@@ -18,8 +18,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "emulator": ("dmsync.emulator_command", "run the Dynamics or Marketo emulator"),
     "host": ("dmsync.host.command", "run function_app.py locally like the Azure Functions host"),
     "instance": ("dmsync.instance_command", "list, show, add or copy integration instances"),
-    "errors": ("dmsync.errors_command", "list the sync errors of an instance"),
-    "status": ("dmsync.status_command", "per instance and stream: phase, progress, lease, errors"),
+    "errors": ("dmsync.errors_command", "list, retry now or export the sync errors"),
+    "status": (
+        "dmsync.status_command",
+        "per entity at a glance: phase, last hour, backlog, catch-up, errors",
+    ),
+    "validate": (
+        "dmsync.validate_command",
+        "check settings, access and the mapping; exit 0 if all ✔",
+    ),
+    "resync": ("dmsync.resync_command", "full copy of some entities, done by the app; --wait"),
+    "backfill": ("dmsync.backfill_command", "send one field of every mapped record (Quick Sync)"),
     "reconcile": ("dmsync.reconcile_command", "compare Dynamics with Marketo; exit 0 if it holds"),
     "demo": ("dmsync.demo.command", "seed the emulators, run the real host, show the sync work"),
 }
@@ -38,9 +47,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def with_default_action(argv: Sequence[str]) -> list[str]:
+    """``dmsync errors INSTANCE`` → ``dmsync errors list INSTANCE``: a command whose module
+    names ``ACTIONS`` and a ``DEFAULT_ACTION`` gets that action when none is given."""
+    words = list(argv)
+    if not words or words[0] not in COMMANDS:
+        return words
+    module = importlib.import_module(COMMANDS[words[0]][0])
+    default = getattr(module, "DEFAULT_ACTION", None)
+    actions = getattr(module, "ACTIONS", ())
+    rest = words[1:]
+    if default is None or (rest and (rest[0] in actions or rest[0] in ("-h", "--help"))):
+        return words
+    return [words[0], default, *rest]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen command; errors of ours print as one clear line."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(with_default_action(sys.argv[1:] if argv is None else argv))
     try:
         result: int = args._module.run(args)
     except DmsyncError as exc:

@@ -1,7 +1,9 @@
-"""``dmsync errors INSTANCE``: the sync errors of an instance, newest first.
+"""``dmsync errors [list] INSTANCE``, ``errors retry``, ``errors export``: the sync errors.
 
-Open errors only unless ``--all``; ``--entity`` and ``--since``/``--until`` (``30m``, ``2h``,
-``7d`` or an ISO-8601 time) narrow the list; ``--json`` prints every field, untruncated.
+``list`` (the default action: ``dmsync errors INSTANCE``) shows an instance's errors, newest
+first: open errors only unless ``--all``; ``--entity`` and ``--since``/``--until`` (``30m``,
+``2h``, ``7d`` or an ISO-8601 time) narrow the list; ``--json`` prints every field, untruncated.
+``retry`` and ``export``: see :mod:`dmsync.errors_actions`.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from dmsync import errors_actions
 from dmsync.state_cli import (
     add_store_options,
     format_time,
@@ -36,7 +39,31 @@ _HEADERS = (
 )
 
 
+ACTIONS = ("list", "retry", "export")
+DEFAULT_ACTION = "list"
+"""``dmsync errors INSTANCE`` means ``dmsync errors list INSTANCE`` (see :mod:`dmsync.cli`)."""
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
+    """The actions: ``list`` (default), ``retry``, ``export``."""
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    configure_list(actions.add_parser("list", help="list the errors of an instance"))
+    retry = actions.add_parser("retry", help="retry errors now (the app does it on its next job)")
+    errors_actions.configure_retry(retry)
+    export = actions.add_parser("export", help="write the errors as CSV or JSON")
+    errors_actions.configure_export(export)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the chosen action."""
+    if args.action == "retry":
+        return errors_actions.run_retry(args)
+    if args.action == "export":
+        return errors_actions.run_export(args)
+    return run_list(args)
+
+
+def configure_list(parser: argparse.ArgumentParser) -> None:
     """Filters and output options."""
     add_store_options(parser)
     parser.add_argument("instance_id", metavar="INSTANCE")
@@ -54,7 +81,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def run_list(args: argparse.Namespace) -> int:
     """List the errors."""
     now = SYSTEM_CLOCK.now()
     try:

@@ -1,14 +1,18 @@
 """``dmsync status [INSTANCE]``: per instance and stream, where the sync stands.
 
-Phase, watermark age (time since it last advanced), record counters, progress of the initial
-load (done/total), last run and last success, who holds the stream's lease, and how many sync
-errors are open. ``--json`` prints the same as data.
+By default one table a person reads at a glance (:mod:`dmsync.status_view`: phase, records in
+the last hour, backlog, how long behind, a catch-up estimate, errors, last run). ``--details``:
+watermark age (time since it last advanced), record counters, progress of the initial load
+(done/total), last run and last success, who holds the stream's lease, and open errors.
+``--json`` prints both as data.
 """
 
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 
+from dmsync import status_view
 from dmsync.state_cli import (
     add_store_options,
     format_age,
@@ -18,7 +22,9 @@ from dmsync.state_cli import (
     render_table,
     shorten,
 )
+from shared.state.glance import StreamGlance, glance
 from shared.state.status import InstanceReport, StreamStatus
+from shared.state.store import StateStore
 
 _HEADERS = (
     "ENTITY",
@@ -44,19 +50,36 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """An optional instance id and the output options."""
     add_store_options(parser)
     parser.add_argument("instance_id", metavar="INSTANCE", nargs="?", help="only this instance")
+    parser.add_argument(
+        "--details",
+        action="store_true",
+        help="every counter, the lease and progress instead of the at-a-glance table",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the report."""
-    reports = open_store(args).status(args.instance_id)
+    """Print the report: the at-a-glance table (:mod:`dmsync.status_view`), or ``--details``."""
+    store = open_store(args)
+    reports = store.status(args.instance_id)
+    now = store.clock.now()
+    sections = [(r, glance_rows(store, r, now)) for r in reports]
     if args.json:
-        print_json([r.to_json() for r in reports])
+        print_json([{**r.to_json(), "glance": [g.to_json() for g in rows]} for r, rows in sections])
         return 0
     if not reports:
         print("no instances and no sync state yet")
         return 0
-    print("\n\n".join(_render(r) for r in reports))
+    if args.details:
+        print("\n\n".join(_render(r) for r in reports))
+    else:
+        status_view.show(sections, now)
     return 0
+
+
+def glance_rows(store: StateStore, report: InstanceReport, now: datetime) -> list[StreamGlance]:
+    """The at-a-glance rows of one instance's streams."""
+    marks = {w.stream: w for w in store.watermarks.list(report.instance_id)}
+    return [glance(s, marks.get(s.stream), now) for s in report.streams]
 
 
 def _render(report: InstanceReport) -> str:

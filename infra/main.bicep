@@ -65,6 +65,9 @@ param dynamicsClientId string = ''
 @secure()
 param dynamicsClientSecret string = ''
 
+@description('Key Vault secret URI of a certificate for that app registration, instead of a secret (many tenants allow no client secrets for application users): the secret identifier of a Key Vault certificate, e.g. https://<vault>.vault.azure.net/secrets/<certificate-name>, whose value is base64 PKCS12 without a password. The app identity needs Key Vault Secrets User on that vault (granted by this deployment on its own vault). Empty: no certificate.')
+param dynamicsCertificateSecretUri string = ''
+
 @description('Dataverse requests in flight per worker instance (1-52; the service allows 52 per user).')
 @minValue(1)
 @maxValue(52)
@@ -139,7 +142,7 @@ param stalledAfterMinutes int = 30
 @maxValue(100)
 param marketoQuotaAlertPercent int = 80
 
-@description('Object id of a person or group operating the sync: gets read-only queue and table access (for dmsync status/errors). azd passes the signed-in user. Empty: none.')
+@description('Object id of a person or group operating the sync: reads the queues and tables (dmsync status/errors) and writes requests to them (dmsync errors retry, resync, backfill). azd passes the signed-in user. Empty: none.')
 param operatorPrincipalId string = ''
 
 @description('Kind of principal operatorPrincipalId is.')
@@ -238,7 +241,8 @@ module rbac 'modules/rbac.bicep' = {
 
 // --- app settings: everything the code and the platform read --------------------------------
 
-// Dataverse signs in as the managed identity unless a client id and secret are given.
+// Dataverse signs in as the managed identity unless a client id and a secret or certificate
+// are given.
 var dynamicsAuthClientId = empty(dynamicsClientId) ? identity.outputs.clientId : dynamicsClientId
 var dynamicsAuthTenantId = empty(dynamicsTenantId) ? tenant().tenantId : dynamicsTenantId
 var marketoSecretSetting = keyVaultEnabled ? keyVault.outputs.marketoSecretReference : marketoClientSecret
@@ -278,6 +282,9 @@ var appSettings = union({
   SYNC_INSTANCE_ID: syncInstanceId
 }, empty(dynamicsClientSecret) ? {} : {
   DYNAMICS_CLIENT_SECRET: dynamicsSecretSetting
+}, empty(dynamicsCertificateSecretUri) ? {} : {
+  // Resolved by the platform with the app identity; versionless URIs follow a renewal.
+  DYNAMICS_CLIENT_CERTIFICATE: '@Microsoft.KeyVault(SecretUri=${dynamicsCertificateSecretUri})'
 }, empty(syncMappingFile) ? {} : {
   SYNC_MAPPING_FILE: syncMappingFile
 })

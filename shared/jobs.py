@@ -42,6 +42,8 @@ class JobReason(StrEnum):
     CONTINUATION = "continuation"
     RESYNC = "resync"
     MANUAL = "manual"
+    BACKFILL = "backfill"
+    """A step of an operator's back-fill of one field (:mod:`shared.sync.backfill_jobs`)."""
 
 
 class SyncJobV1(BaseModel):

@@ -163,6 +163,23 @@ class DynamicsSettings(_Settings):
         alias="DYNAMICS_CLIENT_SECRET",
         description="the app registration's client secret; leave unset to use managed identity",
     )
+    client_certificate_path: str | None = Field(
+        default=None,
+        alias="DYNAMICS_CLIENT_CERTIFICATE_PATH",
+        description="a PEM or PKCS12 file with the app registration's certificate and its "
+        "private key (instead of a client secret)",
+    )
+    client_certificate: SecretStr | None = Field(
+        default=None,
+        alias="DYNAMICS_CLIENT_CERTIFICATE",
+        description="the certificate with its private key, base64 PKCS12 or PEM text: what a "
+        "Key Vault reference to a Key Vault certificate resolves to",
+    )
+    client_certificate_password: SecretStr | None = Field(
+        default=None,
+        alias="DYNAMICS_CLIENT_CERTIFICATE_PASSWORD",
+        description="the password of a PKCS12 certificate, if it has one",
+    )
     authority_host: BaseUrl | None = Field(
         default=None,
         alias="AZURE_AUTHORITY_HOST",
@@ -176,6 +193,32 @@ class DynamicsSettings(_Settings):
         alias="DYNAMICS_MAX_CONCURRENCY",
         description="concurrent Dataverse requests per worker, 1-52 (the service limit is 52)",
     )
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> DynamicsSettings:
+        given = [
+            name
+            for name, value in (
+                ("DYNAMICS_CLIENT_SECRET", self.client_secret),
+                ("DYNAMICS_CLIENT_CERTIFICATE_PATH", self.client_certificate_path),
+                ("DYNAMICS_CLIENT_CERTIFICATE", self.client_certificate),
+            )
+            if value is not None
+            and (value.get_secret_value() if isinstance(value, SecretStr) else value).strip()
+        ]
+        if len(given) > 1:
+            raise ValueError(
+                f"{' and '.join(given)} are both set: give one way to sign in to Dataverse "
+                "(a secret, a certificate file, or a certificate), or none for managed identity"
+            )
+        return self
+
+    @property
+    def uses_certificate(self) -> bool:
+        """The app registration signs in with a certificate."""
+        return bool(self.client_certificate_path) or bool(
+            self.client_certificate and self.client_certificate.get_secret_value().strip()
+        )
 
     @property
     def scope(self) -> str:

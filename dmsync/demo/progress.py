@@ -1,4 +1,5 @@
-"""Progress of the initial sync, per entity, as plain-text bars (no cursor control: CI-safe).
+"""Progress of the initial sync, per entity, as bars: plain text when the output is not a
+terminal (no cursor control: CI-safe), ``rich`` progress bars on a terminal.
 
 Done and total come from each stream's watermark, as ``dmsync status`` shows them: records read
 and committed so far, and the row count Dataverse reported when the stream started. A stream
@@ -9,6 +10,7 @@ has reached Marketo so far, which moves with every write.
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -89,6 +91,30 @@ def render(lines: list[EntityProgress], in_marketo: Mapping[str, int]) -> str:
     return "\n".join(rows)
 
 
+def render_terminal(lines: list[EntityProgress], in_marketo: Mapping[str, int]) -> str:
+    """The same picture for a terminal: ``rich`` progress bars, as ANSI text."""
+    from rich.console import Console
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 1))
+    for _ in range(4):
+        grid.add_column()
+    for line in lines:
+        count = f"{line.done}/{line.total if line.total is not None else '?'}"
+        errors = f" ({line.open_errors} open sync errors)" if line.open_errors else ""
+        progress = ProgressBar(total=line.total or None, completed=line.done, width=BAR_WIDTH)
+        style = "green" if line.complete else ""
+        grid.add_row(f"  {line.entity}", progress, count, f"[{style}]{line.state}[/]{errors}"
+                     if style else line.state + errors)  # fmt: skip
+    held = ", ".join(f"{count} {path}" for path, count in in_marketo.items())
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=120, highlight=False)
+    console.print(grid)
+    console.print(f"  in Marketo now: {held}")
+    return out.getvalue().rstrip("\n")
+
+
 def snapshot(
     config: SyncConfig,
     state: SyncStateView,
@@ -128,7 +154,8 @@ def wait_for_initial_sync(
     printed, printed_at = "", 0.0
     while True:
         lines = snapshot(config, state, table_rows)
-        picture = render(lines, marketo.totals())
+        drawn = render_terminal if narrator.stream.isatty() else render
+        picture = drawn(lines, marketo.totals())
         now = time.monotonic()
         done = all(line.complete for line in lines)
         changed = picture != printed and now - printed_at >= MIN_PRINT_SECONDS

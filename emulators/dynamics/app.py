@@ -123,8 +123,10 @@ class Emulator:
             form.setdefault("client_id", client_id)
             form.setdefault("client_secret", secret)
         try:
+            host = request.headers.get("host", "")
+            tenant = request.path_params["tenant"]
             payload = self.tokens.issue(
-                request.path_params["tenant"], form, request.headers.get("host", "")
+                tenant, form, host, f"{request.url.scheme}://{host}/{tenant}/oauth2/v2.0/token"
             )
         except EntraError as exc:
             return _json(exc.status, exc.body())

@@ -2,8 +2,11 @@
 
 Serves ``GET /<tenant>/v2.0/.well-known/openid-configuration`` and
 ``POST /<tenant>/oauth2/v2.0/token`` (reference §7 and design.md "A recipe seen working"), so the
-real azure-identity ``ClientSecretCredential`` works against it. Access tokens are JWT-shaped
-(HS256, signed with a per-process key) with ``appid``, ``tid``, ``aud``, ``exp``.
+real azure-identity ``ClientSecretCredential`` works against it, and ``CertificateCredential``
+too once a certificate is registered (``PUT /_emulator/auth/certificates``): its client
+assertion is checked as Entra documents it (:mod:`emulators.dynamics.client_assertion`).
+Access tokens are JWT-shaped (HS256, signed with a per-process key) with ``appid``, ``tid``,
+``aud``, ``exp``.
 
 Token lifetime runs on the real clock, not the emulator's business clock: azure-identity decides
 when to refresh from ``expires_in`` on real time, so advancing the business clock (to age delta
@@ -23,6 +26,11 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from emulators.dynamics.client_assertion import (
+    ASSERTION_TYPE,
+    AssertionRefused,
+    RegisteredCertificates,
+)
 from emulators.dynamics.config import AuthConfig
 from emulators.dynamics.errors import ACCESS_TOKEN_EXPIRED, ODataError
 
@@ -73,6 +81,8 @@ class TokenService:
         self._key = secrets.token_bytes(32)
         self._generation = 0
         self.issued = 0
+        self.certificates = RegisteredCertificates()
+        """Certificates uploaded to the app registration (control API)."""
 
     def __repr__(self) -> str:
         return f"TokenService(client_id={self.config.client_id!r}, lifetime={self.lifetime})"
@@ -118,8 +128,11 @@ class TokenService:
                 f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID.",
             )
 
-    def issue(self, tenant: str, form: dict[str, str], resource_host: str) -> dict[str, Any]:
-        """Answer a client-credentials token request (form already parsed)."""
+    def issue(
+        self, tenant: str, form: dict[str, str], resource_host: str, token_endpoint: str = ""
+    ) -> dict[str, Any]:
+        """Answer a client-credentials token request (form already parsed): a client secret,
+        or a certificate's client assertion (:mod:`emulators.dynamics.client_assertion`)."""
         self._check_tenant(tenant)
         grant = form.get("grant_type")
         if grant != "client_credentials":
@@ -137,15 +150,18 @@ class TokenService:
                 700016,
                 f"Application with identifier '{client_id}' was not found in the directory.",
             )
-        secret = form.get("client_secret", "")
-        if not hmac.compare_digest(secret.encode(), self.config.client_secret.encode()):
-            raise EntraError(
-                401,
-                "invalid_client",
-                7000215,
-                "Invalid client secret provided. Ensure the secret being sent in the request is "
-                "the client secret value, not the client secret ID.",
-            )
+        if "client_assertion" in form:
+            self._check_assertion(form, client_id, token_endpoint)
+        else:
+            secret = form.get("client_secret", "")
+            if not hmac.compare_digest(secret.encode(), self.config.client_secret.encode()):
+                raise EntraError(
+                    401,
+                    "invalid_client",
+                    7000215,
+                    "Invalid client secret provided. Ensure the secret being sent in the request "
+                    "is the client secret value, not the client secret ID.",
+                )
         scope = form.get("scope", "")
         audience = self._audience(scope, resource_host)
         now = time.time()
@@ -168,6 +184,27 @@ class TokenService:
             "ext_expires_in": self.lifetime,
             "access_token": self._sign(claims),
         }
+
+    def _check_assertion(self, form: dict[str, str], client_id: str, token_endpoint: str) -> None:
+        if form.get("client_assertion_type") != ASSERTION_TYPE:
+            raise EntraError(
+                400,
+                "invalid_request",
+                900023,  # UNVERIFIED: the code for a wrong assertion type
+                f"client_assertion_type must be {ASSERTION_TYPE}.",
+            )
+        if not self.certificates:
+            raise EntraError(
+                401,
+                "invalid_client",
+                700027,
+                "Client assertion failed signature validation: the application has no "
+                "certificate registered.",
+            )
+        try:
+            self.certificates.check(form["client_assertion"], client_id, token_endpoint)
+        except AssertionRefused as refused:
+            raise EntraError(401, "invalid_client", refused.aadsts, refused.description) from None
 
     @staticmethod
     def _audience(scope: str, resource_host: str) -> str:

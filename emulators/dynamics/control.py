@@ -251,6 +251,7 @@ def control_routes(emulator: Emulator) -> list[Route]:
         emulator.limits.configure(emulator.config.limits)
         emulator.limits.clear()
         emulator.tokens.lifetime = emulator.config.auth.token_lifetime_seconds
+        emulator.tokens.certificates.clear()
         if body.get("clock", True):
             env.clock.reset()
         return _json({"status": "reset"})
@@ -428,6 +429,19 @@ def control_routes(emulator: Emulator) -> list[Route]:
             {"token_lifetime_seconds": emulator.tokens.lifetime, "issued": emulator.tokens.issued}
         )
 
+    async def certificates(request: Request) -> Response:
+        if request.method == "PUT":
+            pem = (await _body(request)).get("certificate_pem")
+            if not isinstance(pem, str) or "BEGIN CERTIFICATE" not in pem:
+                raise ControlError(400, "certificate_pem must be a PEM certificate")
+            try:
+                thumbprint = emulator.tokens.certificates.add(pem)
+            except ValueError as exc:
+                raise ControlError(400, f"not a certificate: {exc}") from None
+            return _json({"thumbprint": thumbprint})
+        emulator.tokens.certificates.clear()
+        return _json({"cleared": True})
+
     def guarded(handler: Handler) -> Handler:
         async def endpoint(request: Request) -> Response:
             try:
@@ -461,5 +475,6 @@ def control_routes(emulator: Emulator) -> list[Route]:
         ("/_emulator/requests", requests, ["GET", "DELETE"]),
         ("/_emulator/auth/expire-tokens", expire_tokens, ["POST"]),
         ("/_emulator/auth", auth_settings, ["GET", "PUT"]),
+        ("/_emulator/auth/certificates", certificates, ["PUT", "DELETE"]),
     ]
     return [Route(path, guarded(handler), methods=methods) for path, handler, methods in spec]

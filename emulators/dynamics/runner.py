@@ -151,6 +151,13 @@ class ControlClient:
         """Make every delta token issued so far answer ExpiredVersionStamp."""
         self._call("POST", "/change-tracking/expire")
 
+    def add_client_certificate(self, certificate_pem: str) -> str:
+        """Upload a public certificate to the app registration; returns its thumbprint."""
+        answer: dict[str, str] = self._call(
+            "PUT", "/auth/certificates", {"certificate_pem": certificate_pem}
+        )
+        return answer["thumbprint"]
+
     def set_delta_link_moment(self, moment: str) -> None:
         """``first_page`` or ``last_page``: which moment a paged full read's delta link stands
         for (undocumented by Dataverse; the emulator serves both)."""

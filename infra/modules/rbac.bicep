@@ -14,7 +14,7 @@ param appInsightsName string
 @description('Key Vault holding the client secrets; empty when Key Vault is not used.')
 param keyVaultName string = ''
 
-@description('Optional: object id of a person or group who operates the sync (read-only queue and table access for `dmsync status`/`dmsync errors`). Empty: none.')
+@description('Optional: object id of a person or group who operates the sync: reads the queues and tables (`dmsync status`, `dmsync errors`), writes requests (`dmsync errors retry`, `resync`, `backfill`). Empty: none.')
 param operatorPrincipalId string = ''
 
 @description('Kind of principal operatorPrincipalId is.')
@@ -37,9 +37,11 @@ var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
 // Key Vault Secrets User: read secret values, for Key Vault references.
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
-// Operators only read: Storage Queue Data Reader and Storage Table Data Reader.
+// Operators read the queues (depths), and write state rows and queue messages for their
+// requests (`dmsync errors retry`, `resync`, `backfill`): Storage Queue Data Reader, Storage
+// Queue Data Message Sender (add messages only) and Storage Table Data Contributor.
 var storageQueueDataReader = '19e7f393-937e-4f77-808e-94535e297925'
-var storageTableDataReader = '76199698-9eea-4c19-bc75-cec21354c6b6'
+var storageQueueDataMessageSender = 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
 
 var appStorageRoles = [
   storageBlobDataOwner
@@ -48,7 +50,8 @@ var appStorageRoles = [
 ]
 var operatorStorageRoles = [
   storageQueueDataReader
-  storageTableDataReader
+  storageQueueDataMessageSender
+  storageTableDataContributor
 ]
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {

@@ -1,9 +1,12 @@
 """Access tokens for Dataverse: an azure-identity credential behind a small cache.
 
-Which credential (reference §7): a client secret when ``DYNAMICS_CLIENT_SECRET`` is set
-(``ClientSecretCredential``; with ``AZURE_AUTHORITY_HOST`` it talks to that authority and skips
-instance discovery, which is how the local emulator's Entra endpoint is reached), otherwise the
-managed identity whose client id is ``DYNAMICS_CLIENT_ID``. Scope: ``<DYNAMICS_URL>/.default``.
+Which credential (reference §7): a certificate when ``DYNAMICS_CLIENT_CERTIFICATE_PATH`` or
+``DYNAMICS_CLIENT_CERTIFICATE`` is set (``CertificateCredential``: it signs a client assertion
+with the certificate's private key; many tenants allow no client secrets for application
+users), a client secret when ``DYNAMICS_CLIENT_SECRET`` is set (``ClientSecretCredential``);
+with ``AZURE_AUTHORITY_HOST`` either talks to that authority and skips instance discovery,
+which is how the local emulator's Entra endpoint is reached. Otherwise the managed identity
+whose client id is ``DYNAMICS_CLIENT_ID``. Scope: ``<DYNAMICS_URL>/.default``.
 
 The provider hands out the cached token until ``refresh_margin`` seconds before it expires, then
 fetches a new one. After a 401 the caller asks for :meth:`EntraTokenProvider.refresh`: that builds a
@@ -17,18 +20,21 @@ are held as :class:`BearerToken`, whose repr never shows the value.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import re
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError, ServiceRequestError, ServiceResponseError
-from azure.identity import ClientSecretCredential, ManagedIdentityCredential
+from azure.identity import CertificateCredential, ClientSecretCredential, ManagedIdentityCredential
 
 from shared.clock import SYSTEM_CLOCK, Clock
-from shared.errors import AuthenticationError, TransientServiceError
+from shared.errors import AuthenticationError, ConfigurationError, TransientServiceError
 from shared.settings import DynamicsSettings
 
 CredentialFactory = Callable[[], TokenCredential]
@@ -65,16 +71,26 @@ def credential_factory(
             passed to azure-identity's HTTP pipeline as ``connection_verify``.
     """
     secret = settings.client_secret
+    options: dict[str, Any] = {}
+    if settings.authority_host:
+        options["authority"] = settings.authority_host
+        options["disable_instance_discovery"] = True
+    if ca_bundle:
+        options["connection_verify"] = ca_bundle
+
+    if settings.uses_certificate:
+        certificate = certificate_source(settings)
+
+        def build_certificate_credential() -> TokenCredential:
+            return CertificateCredential(
+                settings.tenant_id, settings.client_id, **certificate, **options
+            )
+
+        return build_certificate_credential
 
     if secret is not None and secret.get_secret_value():
 
         def build_secret_credential() -> TokenCredential:
-            options: dict[str, Any] = {}
-            if settings.authority_host:
-                options["authority"] = settings.authority_host
-                options["disable_instance_discovery"] = True
-            if ca_bundle:
-                options["connection_verify"] = ca_bundle
             return ClientSecretCredential(
                 settings.tenant_id, settings.client_id, secret.get_secret_value(), **options
             )
@@ -85,6 +101,40 @@ def credential_factory(
         return ManagedIdentityCredential(client_id=settings.client_id)
 
     return build_managed_identity
+
+
+def certificate_source(settings: DynamicsSettings) -> dict[str, Any]:
+    """``CertificateCredential``'s certificate arguments: a file path, or the certificate's
+    bytes from ``DYNAMICS_CLIENT_CERTIFICATE`` (PEM text, else base64 PKCS12: how a Key Vault
+    certificate's secret reads), and the password if one is set.
+
+    Raises:
+        ConfigurationError: the file is missing, or the value is neither PEM nor base64.
+    """
+    arguments: dict[str, Any] = {}
+    if settings.client_certificate_password is not None:
+        arguments["password"] = settings.client_certificate_password.get_secret_value()
+    if settings.client_certificate_path:
+        path = Path(settings.client_certificate_path)
+        if not path.is_file():
+            raise ConfigurationError(
+                f"DYNAMICS_CLIENT_CERTIFICATE_PATH names {path}, which is not a readable file"
+            )
+        arguments["certificate_path"] = str(path)
+        return arguments
+    assert settings.client_certificate is not None
+    text = settings.client_certificate.get_secret_value().strip()
+    if text.startswith("-----BEGIN"):
+        arguments["certificate_data"] = text.encode()
+        return arguments
+    try:
+        arguments["certificate_data"] = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigurationError(
+            "DYNAMICS_CLIENT_CERTIFICATE is neither PEM text nor base64 PKCS12 (a Key Vault "
+            "certificate's secret is base64 PKCS12)"
+        ) from None
+    return arguments
 
 
 def _describe_failure(exc: BaseException) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.settings import StorageSettings, SyncSettings, load
+from shared.state.backfills import BackfillStore
 from shared.state.instance_store import InstanceStore
 from shared.state.instances import (
     CopyRefusedError,
@@ -82,6 +83,7 @@ class StateStore:
             self.tables, clock, error_policy, error_retention_days, max_filter_comparisons
         )
         self.instances = InstanceStore(self.tables, clock)
+        self.backfills = BackfillStore(self.tables, clock)
 
     @classmethod
     def from_connection(cls, connection: StorageConnection, **options: Any) -> StateStore:

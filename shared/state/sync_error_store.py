@@ -22,6 +22,7 @@ from shared.errors import ConcurrencyConflict
 from shared.jobs import Direction
 from shared.settings import SyncSettings
 from shared.state import odata
+from shared.state.error_retry import RETRY_REQUESTED
 from shared.state.keys import encode_component, prefix_range, split_key
 from shared.state.properties import utc
 from shared.state.streams import StreamId
@@ -207,7 +208,8 @@ class SyncErrorStore:
 
     def due_for_retry(self, stream: StreamId, limit: int | None = None) -> list[SyncError]:
         """Unresolved errors of a stream whose retry time has come and whose attempts are not
-        used up (the policy's ``max_attempts``), oldest retry time first."""
+        used up (the policy's ``max_attempts``) or whose retry an operator asked for
+        (:mod:`shared.state.error_retry`), oldest retry time first."""
         low, high = prefix_range(stream.entity, stream.direction.value)
         query = odata.all_of(
             odata.key_range(encode_component(stream.instance_id), low, high),
@@ -215,6 +217,7 @@ class SyncErrorStore:
             odata.any_of(
                 odata.compare("attempts", "lt", odata.integer(self.policy.max_attempts)),
                 odata.compare("code", "eq", odata.string(PENDING_CODE)),
+                odata.compare(RETRY_REQUESTED, "eq", odata.boolean(True)),
             ),
             odata.compare("next_retry_at", "le", odata.timestamp(self._clock.now())),
         )

@@ -196,9 +196,11 @@ class WatermarkStore:
             record_failure(current, sequence=sequence, error=error, now=self._now(), counts=counts)
         )
 
-    def reset(self, stream: StreamId, *, status: str = "") -> Watermark:
-        """Start the stream over (full resync)."""
-        return self.save(reset(self.get(stream), now=self._now(), status=status))
+    def reset(self, stream: StreamId, *, status: str = "", keep_cursor: bool = False) -> Watermark:
+        """Start the stream over (full resync); ``keep_cursor``: see :func:`reset`."""
+        return self.save(
+            reset(self.get(stream), now=self._now(), status=status, keep_cursor=keep_cursor)
+        )
 
     def _now(self) -> datetime:
         return self._clock.now()

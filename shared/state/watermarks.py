@@ -29,6 +29,7 @@ from enum import StrEnum
 from typing import Any
 
 from shared.errors import ConcurrencyConflict
+from shared.state import recent
 from shared.state.properties import (
     int64,
     read_datetime,
@@ -116,6 +117,14 @@ class Watermark:
     """Source ids whose creation in the target was under way when this row was last written and
     whose page has not been committed since (:func:`with_creating`): after a crash they may exist
     in the target without a mapping, so the next page looks at them first."""
+    recent: str = ""
+    """Records read in five-minute buckets over the last hour (:mod:`shared.state.recent`)."""
+    resume_cursor: str | None = None
+    """After an operator's resync (:func:`reset` with ``keep_cursor``): the cursor the stream
+    had before it. The full read's last page continues from it rather than from the read's own
+    delta link, so a change made while the read ran comes back whichever moment that link
+    stands for (re-reading costs nothing: writes are idempotent, unchanged records unsent).
+    Cleared when the initial phase ends."""
     etag: str | None = field(default=None, compare=False)
 
     @property
@@ -280,6 +289,8 @@ def advance(
         step=watermark.step + 1,
         sweep=watermark.sweep if sweep is None else sweep,
         creating=(),
+        resume_cursor=watermark.resume_cursor if new_phase is Phase.INITIAL else None,
+        recent=recent.record(watermark.recent, now, counts.read),
     )
 
 
@@ -305,13 +316,23 @@ def record_failure(
     )
 
 
-def reset(watermark: Watermark, *, now: datetime, status: str = "") -> Watermark:
+def reset(
+    watermark: Watermark, *, now: datetime, status: str = "", keep_cursor: bool = False
+) -> Watermark:
     """Start the stream over (a full resync): phase ``initial``, no cursor, zero counters.
 
-    The sequence moves on, so any job still in flight for the old run is stale.
+    The sequence moves on, so any job still in flight for the old run is stale. With
+    ``keep_cursor`` (an operator's resync of a stream whose cursor is still good) the old
+    cursor is kept as :attr:`Watermark.resume_cursor`; a resync already under way keeps the one
+    it kept. An expired cursor is never kept.
     """
+    kept = None
+    if keep_cursor:
+        incremental = watermark.phase is Phase.INCREMENTAL
+        kept = watermark.cursor if incremental else watermark.resume_cursor
     return replace(
         watermark,
+        resume_cursor=kept,
         phase=Phase.INITIAL,
         cursor=None,
         counts=RunCounts(),
@@ -353,6 +374,10 @@ def to_entity(watermark: Watermark) -> dict[str, Any]:
     entity.update(write_long_text("cursor", watermark.cursor))
     if watermark.creating:
         entity.update(write_long_text("creating", ",".join(watermark.creating)))
+    if watermark.recent:
+        entity["recent"] = watermark.recent
+    if watermark.resume_cursor is not None:
+        entity.update(write_long_text("resume_cursor", watermark.resume_cursor))
     if watermark.total_expected is not None:
         entity["total_expected"] = int64(watermark.total_expected)
     if watermark.last_error is not None:
@@ -390,5 +415,7 @@ def from_entity(entity: Any) -> Watermark:
         fresh_copy=bool(entity.get("fresh_copy", False)),
         sweep=entity.get("sweep"),
         creating=tuple(filter(None, (read_long_text(entity, "creating") or "").split(","))),
+        resume_cursor=read_long_text(entity, "resume_cursor"),
+        recent=read_str(entity, "recent") or "",
         etag=metadata.get("etag"),
     )

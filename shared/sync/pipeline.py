@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from shared.jobs import Direction
+from shared.state.backfills import Backfill, BackfillCounts
 from shared.state.streams import StreamId
 from shared.state.watermarks import Watermark
 from shared.sync.config import EntitySpec
@@ -214,6 +215,14 @@ class SweepResult:
     """Records found deleted at the source in this step."""
 
 
+@dataclass(frozen=True, slots=True)
+class BackfillPage:
+    """What one back-fill step did, and where the next starts (``None``: done)."""
+
+    position: str | None
+    counts: BackfillCounts
+
+
 class Pipeline(Protocol):
     """One direction, as the runner drives it."""
 
@@ -237,4 +246,10 @@ class Pipeline(Protocol):
         self, stream: StreamId, watermark: Watermark, guard: WriteGuard, counts: PageCounts
     ) -> SweepResult:
         """One bounded step of the check for records deleted during a full read."""
+        ...
+
+    async def run_backfill(
+        self, stream: StreamId, backfill: Backfill, guard: WriteGuard
+    ) -> BackfillPage:
+        """One bounded step of a back-fill of one field (:mod:`shared.sync.backfill_jobs`)."""
         ...

@@ -18,6 +18,9 @@ order (design invariants 1-4 and 7):
 8. release the lease, then send the continuation (a lost one is recovered by the scheduler's
    nudge, :mod:`shared.sync.runs`).
 
+A back-fill job (an operator's request to send one field) takes the same gates and lease, then
+does one step of the back-fill instead of steps 3-7 (:mod:`shared.sync.backfill_jobs`).
+
 A crash anywhere before 7 replays the same page; writes are keyed by the mapping and the key,
 so the replay creates nothing twice.
 """
@@ -43,11 +46,12 @@ from shared.errors import (
     ResyncRequiredError,
     RetriableError,
 )
-from shared.jobs import Direction, SyncJob
+from shared.jobs import Direction, JobReason, SyncJob
 from shared.state.instances import InstanceStatus
 from shared.state.store import StateStore
 from shared.state.streams import StreamId
 from shared.state.watermarks import Phase, RunCounts, Watermark
+from shared.sync.backfill_jobs import BackfillStepOutcome, run_backfill_step
 from shared.sync.blocking import blocking
 from shared.sync.config import SyncConfig
 from shared.sync.job_queue import JobQueue
@@ -97,6 +101,14 @@ class _Work:
     keeper: LeaseKeeper
     counts: PageCounts
     followups: list[SyncJob] = field(default_factory=list)
+
+
+_BACKFILL_OUTCOMES = {
+    BackfillStepOutcome.ADVANCED: JobOutcome.ADVANCED,
+    BackfillStepOutcome.DONE: JobOutcome.CAUGHT_UP,
+    BackfillStepOutcome.STALE: JobOutcome.STALE,
+    BackfillStepOutcome.QUOTA: JobOutcome.QUOTA,
+}
 
 
 class JobRunner:
@@ -225,6 +237,11 @@ class JobRunner:
         counts: PageCounts,
         followups: list[SyncJob],
     ) -> JobOutcome:
+        if job.reason is JobReason.BACKFILL:
+            step = await run_backfill_step(
+                job, stream, pipeline, self.store, keeper, self.queue, followups, self.clock.now()
+            )
+            return _BACKFILL_OUTCOMES[step]
         watermark = await blocking(self.store.watermarks.get, stream)
         if (job.sequence, job.step) != (watermark.sequence, watermark.step):
             log.info(
@@ -312,12 +329,16 @@ class JobRunner:
         sweep_owed = (
             initial and result.done and not (watermark.cursor is None and result.fresh_copy)
         )
+        # An operator's resync reads on from the cursor it had, not from the read's own link.
+        cursor = result.cursor
+        if initial and result.done and watermark.resume_cursor:
+            cursor = watermark.resume_cursor
         committed = await blocking(
             self.store.watermarks.advance,
             stream,
             sequence=watermark.sequence,
             step=watermark.step,
-            cursor=result.cursor,
+            cursor=cursor,
             counts=RunCounts(
                 read=counts.read,
                 written=counts.written,

@@ -152,10 +152,16 @@ class RunTransitions:
                 jobs.append(first_job(target, started, JobReason.CONTINUATION))
         return jobs
 
-    async def resync(self, stream: StreamId, note: str, *, close: bool = False) -> Watermark:
+    async def resync(
+        self, stream: StreamId, note: str, *, close: bool = False, keep_cursor: bool = False
+    ) -> Watermark:
         """Start ``stream`` over with a full read; ``close`` leaves the run closed, for the next
-        tick to start in dependency order."""
-        restarted = await blocking(self.store.watermarks.reset, stream, status=note)
+        tick to start in dependency order; ``keep_cursor`` (an operator's resync, the cursor
+        still good) has the read's end continue from the old cursor, so no change made while
+        it ran is missed (:attr:`~shared.state.watermarks.Watermark.resume_cursor`)."""
+        restarted = await blocking(
+            self.store.watermarks.reset, stream, status=note, keep_cursor=keep_cursor
+        )
         if not close:
             return restarted
         return await blocking(

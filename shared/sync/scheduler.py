@@ -27,6 +27,7 @@ from shared.state.instances import DynamicsOrganization, Instance, InstanceStatu
 from shared.state.store import StateStore
 from shared.state.streams import StreamId
 from shared.state.watermarks import Phase, Watermark
+from shared.sync.backfill_jobs import quiet_backfill_job
 from shared.sync.blocking import blocking
 from shared.sync.config import SyncConfig
 from shared.sync.identity import (
@@ -154,6 +155,7 @@ class Scheduler:
             return report
         for stream, mark in marks.items():
             await self._schedule(stream, mark, marks, report)
+        await self._nudge_backfills(marks, report)
         await self._report_streams(marks)
         await self._purge_now_and_then()
         log.info(
@@ -198,6 +200,20 @@ class Scheduler:
             return
         await self.queue.enqueue(first_job(stream, started, JobReason.SCHEDULE))
         report.enqueued.append(stream.entity)
+
+    async def _nudge_backfills(self, marks: dict[StreamId, Watermark], report: TickReport) -> None:
+        """Send a job to an operator's back-fill whose job was lost (as for a quiet run)."""
+        now = self.clock.now()
+        for stream in marks:
+            backfill = await blocking(self.store.backfills.get, stream)
+            if backfill is None or not backfill.open:
+                continue
+            lease = await blocking(self.store.leases.get, stream)
+            job = quiet_backfill_job(backfill, lease, now, self.options)
+            if job is not None:
+                log.warning("stream %s: its back-fill went quiet; sending it a new job", stream)
+                await self.queue.enqueue(job)
+                report.nudged.append(f"{stream.entity} (back-fill)")
 
     def _streams(self) -> list[StreamId]:
         return [

@@ -33,10 +33,10 @@ from shared.sync.job_queue import StorageJobQueue
 from shared.sync.runner import JobOutcome, JobRunner
 from shared.sync.runs import SyncOptions
 from shared.sync.scheduler import Binding, Scheduler, TickReport
-from shared.sync.schema_check import check_schemas
 from shared.sync.usage import ApiUsageReporter
 from shared.telemetry.logs import REDACTOR
 from shared.telemetry.metrics import SyncTelemetry
+from shared.validation.checklist import ChecklistTargets, validate_at_start
 
 log = logging.getLogger("dmsync.service")
 
@@ -85,7 +85,8 @@ async def build_runtime(
     telemetry: SyncTelemetry | None = None,
     options: SyncOptions | None = None,
 ) -> Runtime:
-    """Load and validate every setting, connect, and check the mapping against both schemas.
+    """Load and validate every setting, connect, and run the validate checklist
+    (:mod:`shared.validation.checklist`: the mapping against both schemas, access, budget).
 
     Args:
         environ: the app settings (default: the process environment).
@@ -129,14 +130,26 @@ async def build_runtime(
     marketo = MarketoClient(
         marketo_settings, governor=governor, clock=marketo_clock or SYSTEM_CLOCK
     )
+    reader = DataverseChangeReader(dynamics, clock)
     try:
-        config = await check_schemas(config, dynamics, marketo)
+        config = await validate_at_start(
+            ChecklistTargets(
+                config=config,
+                dynamics=dynamics,
+                marketo=marketo,
+                dynamics_url=dynamics_settings.url,
+                marketo_settings=marketo_settings,
+                instance_id=sync.instance_id,
+                store=store,
+                identity=reader,
+                ca_bundle=ca_bundle,
+            )
+        )
     except BaseException:
         await dynamics.aclose()
         await marketo.aclose()
         raise
     queue = StorageJobQueue(connection, queue_name)
-    reader = DataverseChangeReader(dynamics, clock)
     telemetry = telemetry or SyncTelemetry()
     options = options or SyncOptions(quiet_after=timedelta(seconds=sync.recovery_seconds))
     d2m = DynamicsToMarketo(
@@ -176,7 +189,13 @@ def _register_secrets(
     storage: StorageSettings, dynamics: DynamicsSettings, marketo: MarketoSettings
 ) -> None:
     """Make the log redaction know this app's secret values, wherever they might surface."""
-    for secret in (storage.connection_string, dynamics.client_secret, marketo.client_secret):
+    for secret in (
+        storage.connection_string,
+        dynamics.client_secret,
+        dynamics.client_certificate,
+        dynamics.client_certificate_password,
+        marketo.client_secret,
+    ):
         if secret is not None and secret.get_secret_value():
             REDACTOR.add_secret(secret.get_secret_value())
 

@@ -91,6 +91,11 @@ def _convert(value: Any, spec: FieldSpec) -> Any:
     return spec.values.get(key, value)
 
 
+def marketo_value(value: Any, spec: FieldSpec) -> Any:
+    """A Dynamics value as the mapping sends it to Marketo (option labels translated)."""
+    return _convert(value, spec)
+
+
 class RowTransformer:
     """Prepared per entity once; ``prepare`` is then called for every row."""
 

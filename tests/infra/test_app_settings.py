@@ -29,11 +29,16 @@ NOT_SET_IN_AZURE = {
     # The explicit __blobServiceUri/__queueServiceUri/__tableServiceUri are set instead: they
     # come from the account's own endpoints, so they are right in every cloud.
     "AzureWebJobsStorage__accountName": "service URIs are set instead",
+    # A file on the machine: local runs and self-hosted hosts; in Azure the certificate comes
+    # from Key Vault (DYNAMICS_CLIENT_CERTIFICATE), whose secret form has no password.
+    "DYNAMICS_CLIENT_CERTIFICATE_PATH": "certificate file (local/self-hosted only)",
+    "DYNAMICS_CLIENT_CERTIFICATE_PASSWORD": "a Key Vault certificate's secret has none",
 }
 
 # Set only when the deployment supplies a value (optional features), by the parameter deciding.
 CONDITIONAL_SETTINGS = {
     "DYNAMICS_CLIENT_SECRET": "dynamicsClientSecret",  # absent: the managed identity signs in
+    "DYNAMICS_CLIENT_CERTIFICATE": "dynamicsCertificateSecretUri",  # a Key Vault reference
     "SYNC_MAPPING_FILE": "syncMappingFile",  # absent: the shipped default mapping
 }
 

@@ -36,6 +36,7 @@ BUILT_IN_ROLES = {
     "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
     "Storage Queue Data Reader": "19e7f393-937e-4f77-808e-94535e297925",
     "Storage Table Data Reader": "76199698-9eea-4c19-bc75-cec21354c6b6",
+    "Storage Queue Data Message Sender": "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a",
 }
 ROLE_NAMES = {role_id: name for name, role_id in BUILT_IN_ROLES.items()}
 
@@ -49,7 +50,8 @@ APP_ROLES = {
 }
 OPERATOR_ROLES = {
     ("Storage Queue Data Reader", "storage"),
-    ("Storage Table Data Reader", "storage"),
+    ("Storage Queue Data Message Sender", "storage"),  # `dmsync backfill` queues its first job
+    ("Storage Table Data Contributor", "storage"),  # retry, resync, backfill requests
 }
 
 # App settings the Flex Consumption plan refuses (Microsoft Learn, "App settings reference for Azure
@@ -220,7 +222,8 @@ def test_identity_gets_exactly_the_data_plane_roles_it_needs(
     trees: dict[str, dict[str, Any]],
 ) -> None:
     """The app identity: blob owner (host), queue and table contributor, metrics publisher,
-    Key Vault secrets user, each on its own resource; the operator only reads. Nothing else."""
+    Key Vault secrets user, each on its own resource; the operator reads and writes requests.
+    Nothing else."""
     rbac = trees["infra/modules/rbac.bicep"]
     assert _assignments(rbac) == {
         "appPrincipalId": APP_ROLES,

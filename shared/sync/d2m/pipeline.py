@@ -12,17 +12,26 @@ from datetime import datetime
 
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.jobs import Direction
+from shared.state.backfills import Backfill
 from shared.state.store import StateStore
 from shared.state.streams import StreamId
 from shared.state.watermarks import Phase, Watermark
 from shared.sync.blocking import blocking
 from shared.sync.config import SyncConfig
+from shared.sync.d2m.backfill import FieldBackfill
 from shared.sync.d2m.reader import DataverseChangeReader
 from shared.sync.d2m.records import RecordWrites
 from shared.sync.d2m.transformers import TransformerCache
 from shared.sync.d2m.writer import MarketoRecordWriter
 from shared.sync.id_sets import GuidSet
-from shared.sync.pipeline import PageCounts, PageResult, SourceRecord, SweepResult, WriteGuard
+from shared.sync.pipeline import (
+    BackfillPage,
+    PageCounts,
+    PageResult,
+    SourceRecord,
+    SweepResult,
+    WriteGuard,
+)
 from shared.sync.runs import SyncOptions
 
 SWEEP_CHUNK = 5000
@@ -54,10 +63,16 @@ class DynamicsToMarketo:
         self.options = options or SyncOptions()
         self.transformers = TransformerCache(config, reader, clock)
         self.records = RecordWrites(config, store, reader, writer, self.transformers, clock)
+        self.backfill = FieldBackfill(config, store, reader, writer)
         self._live: dict[tuple[StreamId, int], tuple[float, GuidSet]] = {}
 
     def writes_blocked_until(self) -> datetime | None:
         return self.writer.blocked_until()
+
+    async def run_backfill(
+        self, stream: StreamId, backfill: Backfill, guard: WriteGuard
+    ) -> BackfillPage:
+        return await self.backfill.step(stream, backfill, guard)
 
     async def run_page(
         self, stream: StreamId, watermark: Watermark, guard: WriteGuard, counts: PageCounts

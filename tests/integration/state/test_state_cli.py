@@ -138,7 +138,7 @@ def test_status_shows_phase_progress_lease_and_errors(
     )
     store.leases.acquire(STREAM, "host-1/worker-3", timedelta(hours=1))
     store.errors.record(FailedRecord(STREAM, "update", "1003", "bad", dynamics_id="d-1"))
-    code, out, _ = dmsync("status")
+    code, out, _ = dmsync("status", "--details")
     assert code == 0
     assert "instance prod (active; integrated with Dynamics)" in out
     row = next(line for line in out.splitlines() if line.startswith("contact"))

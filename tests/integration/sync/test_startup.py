@@ -40,7 +40,7 @@ async def test_unknown_columns_fields_and_tables_are_all_named(
         "entity 'contact': Dynamics column 'nickname' does not exist on table 'contact'" in message
     )
     assert "entity 'contact': Marketo field 'givenName' does not exist on lead" in message
-    assert "entity 'gadget': Dynamics has no table with the logical name 'new_gadget'" in message
+    assert "entity 'gadget': Dynamics table 'new_gadget' does not exist" in message
 
 
 async def test_a_table_without_change_tracking_is_refused_by_name(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dmsync.demo.progress import bar, entity_progress, render
+from dmsync.demo.progress import bar, entity_progress, render, render_terminal
 from shared.jobs import Direction
 from shared.state.streams import StreamId
 from shared.state.watermarks import Phase, RunCounts, Watermark
@@ -42,3 +42,16 @@ def test_render_shows_each_entity_and_marketo_counts() -> None:
     assert text.splitlines()[1].startswith("  contact ")
     assert "(3 open sync errors)" in text
     assert text.splitlines()[-1] == "  in Marketo now: 2 companies, 5 leads"
+
+
+def test_on_a_terminal_the_bars_are_rich_progress_bars() -> None:
+    """The same lines drawn by rich (escape codes, bar glyphs), the counts unchanged."""
+    lines = [
+        entity_progress("account", (), None, 4, 0),
+        entity_progress("contact", ("account",), None, 8, 3),
+    ]
+    text = render_terminal(lines, {"companies": 2, "leads": 5})
+    assert "\x1b[" in text
+    assert "━" in text, "rich's bar glyph"
+    assert "0/8" in text and "(3 open sync errors)" in text
+    assert "in Marketo now: 2 companies, 5 leads" in text
