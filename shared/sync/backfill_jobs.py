@@ -28,6 +28,7 @@ from shared.state.leases import Lease
 from shared.state.store import StateStore
 from shared.state.streams import StreamId
 from shared.sync.blocking import blocking
+from shared.sync.job_outcome import JobOutcome
 from shared.sync.job_queue import JobQueue
 from shared.sync.lease_keeper import LeaseKeeper
 from shared.sync.pipeline import Pipeline
@@ -126,3 +127,12 @@ def quiet_backfill_job(
     if last is not None and now - last < options.quiet_after:
         return None
     return backfill_job(backfill.stream, backfill)
+
+
+BACKFILL_OUTCOMES = {
+    BackfillStepOutcome.ADVANCED: JobOutcome.ADVANCED,
+    BackfillStepOutcome.DONE: JobOutcome.CAUGHT_UP,
+    BackfillStepOutcome.STALE: JobOutcome.STALE,
+    BackfillStepOutcome.QUOTA: JobOutcome.QUOTA,
+}
+"""The job outcome of each back-fill step outcome."""

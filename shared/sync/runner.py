@@ -34,7 +34,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.errors import (
@@ -51,9 +50,10 @@ from shared.state.instances import InstanceStatus
 from shared.state.store import StateStore
 from shared.state.streams import StreamId
 from shared.state.watermarks import Phase, RunCounts, Watermark
-from shared.sync.backfill_jobs import BackfillStepOutcome, run_backfill_step
+from shared.sync.backfill_jobs import BACKFILL_OUTCOMES, run_backfill_step
 from shared.sync.blocking import blocking
 from shared.sync.config import SyncConfig
+from shared.sync.job_outcome import JobOutcome
 from shared.sync.job_queue import JobQueue
 from shared.sync.lease_keeper import LeaseKeeper
 from shared.sync.pipeline import PageCounts, Pipeline
@@ -61,33 +61,14 @@ from shared.sync.runs import RunTransitions, SyncOptions, job_context, status_no
 from shared.telemetry.metrics import SyncTelemetry
 from shared.telemetry.names import JobEnding, RecordTally
 
+__all__ = ["BUSY_MARGIN", "ENQUEUE_ATTEMPTS", "JobOutcome", "JobRunner"]
+
 log = logging.getLogger("dmsync.sync")
 
 ENQUEUE_ATTEMPTS = 3
 """Tries at sending a continuation before the job fails (the scheduler's nudge is the backstop)."""
 BUSY_MARGIN = timedelta(seconds=1)
 """A job turned away by a held lease comes back this long after the lease would end."""
-
-
-class JobOutcome(StrEnum):
-    """What a job did, for logs and tests."""
-
-    ADVANCED = "advanced"
-    """A page (or sweep step) was committed and the run continues."""
-    CAUGHT_UP = "caught_up"
-    """A page was committed and the run is over."""
-    RESYNC = "resync"
-    """The change cursor had expired; the stream restarts from the beginning."""
-    WAITING = "waiting"
-    """Initial phase, dependencies not done yet; their completion restarts this stream."""
-    BUSY = "busy"
-    """Another job holds the stream's lease; this job comes back when the lease ends."""
-    STALE = "stale"
-    """The job's run or step is over or superseded."""
-    INACTIVE = "inactive"
-    """The instance is paused or suspended, or the entity is no longer configured."""
-    QUOTA = "quota"
-    """The target's daily quota is used up; the run resumes after the reset."""
 
 
 @dataclass
@@ -101,14 +82,6 @@ class _Work:
     keeper: LeaseKeeper
     counts: PageCounts
     followups: list[SyncJob] = field(default_factory=list)
-
-
-_BACKFILL_OUTCOMES = {
-    BackfillStepOutcome.ADVANCED: JobOutcome.ADVANCED,
-    BackfillStepOutcome.DONE: JobOutcome.CAUGHT_UP,
-    BackfillStepOutcome.STALE: JobOutcome.STALE,
-    BackfillStepOutcome.QUOTA: JobOutcome.QUOTA,
-}
 
 
 class JobRunner:
@@ -241,7 +214,7 @@ class JobRunner:
             step = await run_backfill_step(
                 job, stream, pipeline, self.store, keeper, self.queue, followups, self.clock.now()
             )
-            return _BACKFILL_OUTCOMES[step]
+            return BACKFILL_OUTCOMES[step]
         watermark = await blocking(self.store.watermarks.get, stream)
         if (job.sequence, job.step) != (watermark.sequence, watermark.step):
             log.info(
