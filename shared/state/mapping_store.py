@@ -223,6 +223,22 @@ class MappingStore:
         )
         return [mapping_from_entity(row) for row in rows], position
 
+    def list_sweep_page(
+        self, instance_id: str, entity: str, after: str, limit: int
+    ) -> tuple[list[tuple[str, bool]], str | None]:
+        """As :meth:`list_entity_page`, but only ``(dynamics id, deleted in Dynamics)`` of each
+        mapping (``$select``): what the delete sweep needs, without decoding whole rows."""
+        low, high = prefix_range(instance_id, entity)
+        rows, position = read_page(
+            self._client(TableKind.MAPPINGS),
+            range_clauses(low, high, after),
+            limit,
+            "listing ID mappings for the delete sweep",
+            ["PartitionKey", "RowKey", "deleted_in_dynamics"],
+        )
+        found = [(decode_component(r["RowKey"]), bool(r.get("deleted_in_dynamics"))) for r in rows]
+        return found, position
+
     def has_any(self, instance_id: str, entity: str | None = None) -> bool:
         """Whether any mapping or index row exists for the instance (a few small queries).
 

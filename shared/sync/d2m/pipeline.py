@@ -123,14 +123,14 @@ class DynamicsToMarketo:
         :data:`SWEEP_CHUNK` mappings and marks those gone; the position is kept in the
         watermark, so a crash resumes the sweep rather than restarting it."""
         assert watermark.sweep is not None
-        mappings, position = await blocking(
-            self.store.mappings.list_entity_page,
+        mapped, position = await blocking(
+            self.store.mappings.list_sweep_page,
             stream.instance_id,
             stream.entity,
             watermark.sweep,
             SWEEP_CHUNK,
         )
-        live = [m.dynamics_id for m in mappings if not m.deleted_in_dynamics]
+        live = [dynamics_id for dynamics_id, deleted in mapped if not deleted]
         gone: list[str] = []
         if live:
             present = await self._live_ids(stream, watermark.sequence)
