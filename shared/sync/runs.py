@@ -47,6 +47,9 @@ class SyncOptions:
     write a dead worker left in flight has been settled before the page is replayed."""
     retry_batch: int = 500
     """Most earlier failures retried per job."""
+    nudge_horizon: timedelta = timedelta(seconds=60)
+    """A run that will be quiet within this long gets its nudge now, delayed to that moment
+    (the default timer's interval: the next tick would come too late)."""
     queue_retry_delay: timedelta = timedelta(minutes=2)
     """When a failed job's message comes back (host.json ``visibilityTimeout``, checked by a
     test): a run whose last attempt failed is not quiet before that retry had its chance."""
@@ -69,17 +72,30 @@ def run_activity(
     """Classify a stream's run (pure; see the module docstring)."""
     if not mark.run_open:
         return RunActivity.IDLE
+    wait = quiet_in(mark, lease, now, options)
+    if wait is not None and wait <= timedelta(0):
+        return RunActivity.QUIET
+    return RunActivity.RUNNING
+
+
+def quiet_in(
+    mark: Watermark, lease: Lease | None, now: datetime, options: SyncOptions
+) -> timedelta | None:
+    """How long until an open run with no live lease counts as quiet (zero or less: it is);
+    ``None`` while a job holds its lease. The timer sends a nudge that becomes visible at
+    that moment when it falls before the next tick, so a dead worker's stream moves again
+    about ``quiet_after`` after its last sign of life, not up to a tick later."""
     if lease is not None and not lease.is_expired(now):
-        return RunActivity.RUNNING
+        return None
     signs = [t for t in (mark.updated_at, mark.last_run_at) if t is not None]
     if lease is not None:
         signs.append(lease.renewed_at or lease.acquired_at)
     quiet_after = options.quiet_after
     if mark.last_error is not None:  # the queue brings the failed job back by itself
         quiet_after += options.queue_retry_delay
-    if not signs or now - max(signs) >= quiet_after:
-        return RunActivity.QUIET
-    return RunActivity.RUNNING
+    if not signs:
+        return timedelta(0)
+    return max(signs) + quiet_after - now
 
 
 def dependencies_done(

@@ -44,6 +44,7 @@ from shared.sync.runs import (
     dependencies_done,
     first_job,
     nudge_job,
+    quiet_in,
     run_activity,
 )
 from shared.telemetry.metrics import SyncTelemetry
@@ -71,6 +72,8 @@ class TickReport:
     waiting: list[str] = field(default_factory=list)
     nudged: list[str] = field(default_factory=list)
     """Streams whose run had gone quiet (its job lost with a dead worker) and got a new job."""
+    nudged_later: list[str] = field(default_factory=list)
+    """Streams that will go quiet before the next tick: their new job waits for that moment."""
     reason: str = ""
 
 
@@ -179,6 +182,11 @@ class Scheduler:
         activity = run_activity(mark, lease, self.clock.now(), self.options)
         if activity is RunActivity.RUNNING:
             report.in_flight.append(stream.entity)
+            wait = quiet_in(mark, lease, self.clock.now(), self.options) if mark.run_open else None
+            if wait is not None and wait <= self.options.nudge_horizon:
+                # Quiet before the next tick: the nudge waits, invisible, for that moment.
+                await self.queue.enqueue(nudge_job(stream, mark), delay=wait)
+                report.nudged_later.append(stream.entity)
             return
         if activity is RunActivity.QUIET:
             log.warning("stream %s: its run went quiet (no job for %s); sending it a new job",

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from shared.state.leases import Lease
 from shared.state.streams import StreamId
 from shared.state.watermarks import Watermark
-from shared.sync.runs import RunActivity, SyncOptions, run_activity
+from shared.sync.runs import RunActivity, SyncOptions, quiet_in, run_activity
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 STREAM = StreamId("i", "contact", "d2m")
@@ -68,3 +68,13 @@ def test_the_queue_retry_delay_is_host_json_s_visibility_timeout() -> None:
     hours, minutes, seconds = host["extensions"]["queues"]["visibilityTimeout"].split(":")
     shipped = timedelta(hours=int(hours), minutes=int(minutes), seconds=float(seconds))
     assert shipped == OPTIONS.queue_retry_delay
+
+
+def test_quiet_in_counts_down_to_the_moment_a_run_goes_quiet() -> None:
+    """The timer sends a delayed nudge for that moment when it falls before its next tick."""
+    open_run = mark(open_=True)
+    assert quiet_in(open_run, None, T0, OPTIONS) == OPTIONS.quiet_after
+    later = T0 + timedelta(seconds=50)
+    assert quiet_in(open_run, None, later, OPTIONS) == OPTIONS.quiet_after - timedelta(seconds=50)
+    live = lease(later + timedelta(seconds=20), later)
+    assert quiet_in(open_run, live, later, OPTIONS) is None  # a job holds the stream
