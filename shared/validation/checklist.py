@@ -48,10 +48,11 @@ async def run_checklist(targets: ChecklistTargets, *, at_start: bool = False) ->
     """Run every check (see the module docstring); never raises for a failed check.
 
     ``at_start`` (the app's own start, on every worker): the checks whose answer the sync's own
-    first calls give anyway are left out, so a worker start costs two Dataverse requests
-    (WhoAmI and every table's definition in one query) and no Marketo call beyond the
-    describes: the URL probe (the sign-in proves it), a one-row read per table (the first page
-    read proves it) and the daily budget (the shared budget tracks it).
+    first calls give anyway are left out, so a worker start costs one Dataverse request (every
+    table's definition in one query) and no Marketo call beyond the describes: the URL probe
+    (the sign-in proves it), WhoAmI and the organization check (every timer tick checks the
+    environment's identity), a one-row read per table (the first page read proves it) and the
+    daily budget (the shared budget tracks it).
     """
     checklist = Checklist()
     dynamics_ok = await _dynamics(targets, checklist, at_start=at_start)
@@ -60,11 +61,11 @@ async def run_checklist(targets: ChecklistTargets, *, at_start: bool = False) ->
     checklist.add(stored)
     if stored.status is CheckStatus.FAILED:
         return checklist
-    if dynamics_ok:
+    if dynamics_ok and not at_start:
         checklist.add(
             await state_checks.organization_linked(targets.instance_id, instance, targets.identity)
         )
-    else:
+    elif not at_start:
         checklist.add(
             skipped("state.organization", f"instance {targets.instance_id}", "no Dataverse token")
         )
@@ -91,7 +92,8 @@ async def _dynamics(targets: ChecklistTargets, checklist: Checklist, *, at_start
             skipped("dynamics.table", "Dynamics tables", "no token (fix the sign-in first)")
         )
         return False
-    checklist.add(await dynamics_checks.application_user(targets.dynamics))
+    if not at_start:
+        checklist.add(await dynamics_checks.application_user(targets.dynamics))
     definitions = await dynamics_checks.definitions(targets.config, targets.dynamics)
     for name in targets.config.order:
         lines, unfiltered = await dynamics_checks.table_checks(
