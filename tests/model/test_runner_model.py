@@ -1,0 +1,157 @@
+"""A model-based test of the job runner: random schedules over in-memory sides.
+
+Each schedule interleaves what Dynamics users do (create, change, delete accounts and their
+contacts), scheduler ticks, deliveries of queued jobs in any order (each with one fault: a
+storage, Dataverse or Marketo call that fails before or after it takes effect, or a worker
+killed at that call, leaving its lease behind), duplicate deliveries, lost messages, the clock
+moving (leases lapse, quiet runs get nudged, retries come due) and delta tokens expiring.
+
+Then the system runs without faults until it is quiet, and the two sides are compared
+(:meth:`tests.model.world.World.problems`): nothing lost, nothing doubled, every delete marked,
+every mapping pointing at the record Marketo has. Everything real runs: the job runner, the
+D→M pipeline, the scheduler and the state store with its ETag, lease and watermark rules; only
+the outside systems are in memory (:mod:`tests.fakes`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from tests.fakes.faults import Fault
+from tests.model.world import ACCOUNT, CONTACT, LINK_COLUMN, World
+
+SCHEDULES = int(os.environ.get("MODEL_SCHEDULES", "500"))
+"""Schedules per ``make test`` run (the issue asks for at least 500)."""
+
+FAULTS = st.one_of(
+    st.none(),
+    st.builds(
+        Fault,
+        st.sampled_from(["raise_before", "raise_after", "kill_before", "kill_after"]),
+        st.integers(min_value=0, max_value=45),
+    ),
+)
+PICK = st.integers(min_value=0, max_value=1000)
+
+
+class RunnerModel(RuleBasedStateMachine):
+    """Dynamics changes, jobs with faults, duplicates, clock moves; then the sides agree."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.world = World()
+        self.values = itertools.count(1)
+
+    def _live(self, entity_set: str) -> list[str]:
+        return sorted(self.world.dynamics.live(entity_set))
+
+    def _pick(self, entity_set: str, index: int) -> str | None:
+        live = self._live(entity_set)
+        return live[index % len(live)] if live else None
+
+    # --- Dynamics -------------------------------------------------------------------------
+
+    @rule()
+    def create_account(self) -> None:
+        self.world.upsert(ACCOUNT, self.world.dynamics.new_id(), {"name": f"a{next(self.values)}"})
+
+    @rule(company=st.none() | PICK)
+    def create_contact(self, company: int | None) -> None:
+        link = None if company is None else self._pick(ACCOUNT.entity_set, company)
+        values = {"lastname": f"c{next(self.values)}", LINK_COLUMN: link}
+        self.world.upsert(CONTACT, self.world.dynamics.new_id(), values)
+
+    @rule(which=PICK)
+    def update_account(self, which: int) -> None:
+        record = self._pick(ACCOUNT.entity_set, which)
+        if record is not None:
+            self.world.upsert(ACCOUNT, record, {"name": f"a{next(self.values)}"})
+
+    @rule(which=PICK, company=st.none() | PICK)
+    def update_contact(self, which: int, company: int | None) -> None:
+        record = self._pick(CONTACT.entity_set, which)
+        if record is None:
+            return
+        values: dict[str, object] = {"lastname": f"c{next(self.values)}"}
+        if company is not None:
+            values[LINK_COLUMN] = self._pick(ACCOUNT.entity_set, company)
+        self.world.upsert(CONTACT, record, values)
+
+    @rule(which=PICK)
+    def delete_account(self, which: int) -> None:
+        record = self._pick(ACCOUNT.entity_set, which)
+        if record is not None:
+            self.world.delete(ACCOUNT, record)
+
+    @rule(which=PICK)
+    def delete_contact(self, which: int) -> None:
+        record = self._pick(CONTACT.entity_set, which)
+        if record is not None:
+            self.world.delete(CONTACT, record)
+
+    @rule()
+    def expire_delta_tokens(self) -> None:
+        self.world.dynamics.expire_tokens()
+
+    # --- the app --------------------------------------------------------------------------
+
+    @rule()
+    def tick(self) -> None:
+        self.world.tick()
+
+    @precondition(lambda self: bool(self.world.queue.visible()))
+    @rule(which=PICK, fault=FAULTS)
+    def deliver(self, which: int, fault: Fault | None) -> None:
+        visible = self.world.queue.visible()
+        self.world.run(visible[which % len(visible)], fault)
+
+    @precondition(lambda self: bool(self.world.queue.messages))
+    @rule(which=PICK)
+    def deliver_twice(self, which: int) -> None:
+        messages = self.world.queue.messages
+        self.world.queue.duplicate(messages[which % len(messages)])
+
+    @precondition(lambda self: bool(self.world.queue.messages))
+    @rule(which=PICK)
+    def lose_message(self, which: int) -> None:
+        messages = self.world.queue.messages
+        messages.remove(messages[which % len(messages)])
+
+    @rule(seconds=st.sampled_from([5, 60, 100, 1000]))
+    def advance_clock(self, seconds: int) -> None:
+        """1000 s outlasts a lease (15 min): a killed worker's stream is free again."""
+        self.world.clock.advance(seconds)
+
+    # --- checks ---------------------------------------------------------------------------
+
+    @invariant()
+    def no_key_twice_in_marketo(self) -> None:
+        for side in (ACCOUNT, CONTACT):
+            keys = [r.get(side.key_field) for r in self.world.marketo.of(side.target).values()]
+            assert len(keys) == len(set(keys)), f"{side.entity}: a key is in Marketo twice"
+
+    def teardown(self) -> None:
+        try:
+            problems = self.world.settle()
+        finally:
+            self.world.close()
+        assert not problems, "after settling, the sides disagree:\n" + "\n".join(problems)
+
+
+logging.getLogger("dmsync").setLevel(logging.ERROR)
+
+RunnerModel.TestCase.settings = settings(
+    max_examples=SCHEDULES,
+    stateful_step_count=30,
+    deadline=None,
+    derandomize=os.environ.get("CI", "").lower() == "true",
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    print_blob=True,
+)
+TestRunnerModel = RunnerModel.TestCase
