@@ -19,11 +19,18 @@ import itertools
 import logging
 import os
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from tests.fakes.faults import Fault
+from tests.fakes.queue import Message
 from tests.model.world import ACCOUNT, CONTACT, LINK_COLUMN, World
 
 SCHEDULES = int(os.environ.get("MODEL_SCHEDULES", "500"))
@@ -34,10 +41,20 @@ FAULTS = st.one_of(
     st.builds(
         Fault,
         st.sampled_from(["raise_before", "raise_after", "kill_before", "kill_after"]),
-        st.integers(min_value=0, max_value=45),
+        st.integers(min_value=0, max_value=22),
     ),
 )
 PICK = st.integers(min_value=0, max_value=1000)
+CHANGES = st.sampled_from(
+    [
+        "create_account",
+        "create_contact",
+        "update_account",
+        "update_contact",
+        "delete_account",
+        "delete_contact",
+    ]
+)
 
 
 class RunnerModel(RuleBasedStateMachine):
@@ -57,43 +74,36 @@ class RunnerModel(RuleBasedStateMachine):
 
     # --- Dynamics -------------------------------------------------------------------------
 
-    @rule()
-    def create_account(self) -> None:
-        self.world.upsert(ACCOUNT, self.world.dynamics.new_id(), {"name": f"a{next(self.values)}"})
+    @initialize(accounts=st.integers(0, 7), contacts=st.integers(0, 7))
+    def seed(self, accounts: int, contacts: int) -> None:
+        """Records that exist before the first sync (full reads of several pages)."""
+        for _ in range(accounts):
+            self.change("create_account", 0, None)
+        for n in range(contacts):
+            self.change("create_contact", 0, n)
 
-    @rule(company=st.none() | PICK)
-    def create_contact(self, company: int | None) -> None:
+    @rule(what=CHANGES, which=PICK, company=st.none() | PICK)
+    def change(self, what: str, which: int, company: int | None) -> None:
+        """A user creates, changes or deletes an account or a contact in Dynamics."""
+        world = self.world
+        side = ACCOUNT if what.endswith("account") else CONTACT
         link = None if company is None else self._pick(ACCOUNT.entity_set, company)
-        values = {"lastname": f"c{next(self.values)}", LINK_COLUMN: link}
-        self.world.upsert(CONTACT, self.world.dynamics.new_id(), values)
-
-    @rule(which=PICK)
-    def update_account(self, which: int) -> None:
-        record = self._pick(ACCOUNT.entity_set, which)
-        if record is not None:
-            self.world.upsert(ACCOUNT, record, {"name": f"a{next(self.values)}"})
-
-    @rule(which=PICK, company=st.none() | PICK)
-    def update_contact(self, which: int, company: int | None) -> None:
-        record = self._pick(CONTACT.entity_set, which)
-        if record is None:
-            return
-        values: dict[str, object] = {"lastname": f"c{next(self.values)}"}
-        if company is not None:
-            values[LINK_COLUMN] = self._pick(ACCOUNT.entity_set, company)
-        self.world.upsert(CONTACT, record, values)
-
-    @rule(which=PICK)
-    def delete_account(self, which: int) -> None:
-        record = self._pick(ACCOUNT.entity_set, which)
-        if record is not None:
-            self.world.delete(ACCOUNT, record)
-
-    @rule(which=PICK)
-    def delete_contact(self, which: int) -> None:
-        record = self._pick(CONTACT.entity_set, which)
-        if record is not None:
-            self.world.delete(CONTACT, record)
+        if what.startswith("create"):
+            record = world.dynamics.new_id()
+        else:
+            found = self._pick(side.entity_set, which)
+            if found is None:
+                return
+            record = found
+        if what.startswith("delete"):
+            world.delete(side, record)
+        elif side is ACCOUNT:
+            world.upsert(ACCOUNT, record, {"name": f"a{next(self.values)}"})
+        else:
+            values: dict[str, object] = {"lastname": f"c{next(self.values)}"}
+            if company is not None or what.startswith("create"):
+                values[LINK_COLUMN] = link
+            world.upsert(CONTACT, record, values)
 
     @rule()
     def expire_delta_tokens(self) -> None:
@@ -108,8 +118,26 @@ class RunnerModel(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.world.queue.visible()))
     @rule(which=PICK, fault=FAULTS)
     def deliver(self, which: int, fault: Fault | None) -> None:
+        """One visible job (any of them: delivery order is not guaranteed), with its fault."""
         visible = self.world.queue.visible()
-        self.world.run(visible[which % len(visible)], fault)
+        self._deliver(visible[which % len(visible)], fault)
+
+    @rule(faults=st.lists(FAULTS, min_size=1, max_size=6), which=PICK)
+    def tick_and_deliver(self, faults: list[Fault | None], which: int) -> None:
+        """A tick, then up to one job per fault in the list, in a scrambled order."""
+        self.world.tick()
+        for n, fault in enumerate(faults):
+            visible = self.world.queue.visible()
+            if not visible:
+                return
+            self._deliver(visible[(which + n) % len(visible)], fault)
+
+    def _deliver(self, message: Message, fault: Fault | None) -> None:
+        ran = self.world.run(message, fault)
+        if ran.outcome is not None:
+            event(f"job: {ran.outcome.value}")
+        if fault is not None and ran.fired:
+            event(f"fault fired: {fault.kind} at {ran.fired.split('(')[0]}")
 
     @precondition(lambda self: bool(self.world.queue.messages))
     @rule(which=PICK)
@@ -139,6 +167,12 @@ class RunnerModel(RuleBasedStateMachine):
     def teardown(self) -> None:
         try:
             problems = self.world.settle()
+            marked = sum(
+                r.get("dynamicsIsDeleted") is True
+                for side in (ACCOUNT, CONTACT)
+                for r in self.world.marketo.of(side.target).values()
+            )
+            event(f"records marked deleted: {min(marked, 3)}{'+' if marked >= 3 else ''}")
         finally:
             self.world.close()
         assert not problems, "after settling, the sides disagree:\n" + "\n".join(problems)
@@ -148,7 +182,7 @@ logging.getLogger("dmsync").setLevel(logging.ERROR)
 
 RunnerModel.TestCase.settings = settings(
     max_examples=SCHEDULES,
-    stateful_step_count=30,
+    stateful_step_count=40,
     deadline=None,
     derandomize=os.environ.get("CI", "").lower() == "true",
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

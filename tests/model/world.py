@@ -110,6 +110,8 @@ class Ran:
     failure: BaseException | None = None
     killed: bool = False
     calls: list[str] = field(default_factory=list)
+    fired: str | None = None
+    """The call the fault hit, if it fired."""
 
 
 class World:
@@ -191,6 +193,7 @@ class World:
         except Exception as failure:  # the host retries any failure
             ran.failure = failure
             self.queue.failed(message)
+        ran.fired = calls.fired
         return ran
 
     def drain(self, limit: int = 200) -> int:
