@@ -132,9 +132,7 @@ class FakeDynamics:
             for i, at in self.changed_at.get(table, {}).items()
             if at > changes_after and i in live
         ]
-        deleted = [
-            i for i, at in self.deleted_at.get(table, {}).items() if at > deletes_after
-        ]
+        deleted = [i for i, at in self.deleted_at.get(table, {}).items() if at > deletes_after]
         records = [
             SourceRecord(i, dict(live[i]), str(live[i]["versionnumber"])) for i in sorted(changed)
         ]

@@ -8,6 +8,8 @@ the ``at``-th call, once:
 
 * ``raise_before``: the call fails without effect (a connection refused);
 * ``raise_after``: the call takes effect and its answer is lost (a connection dropped);
+* ``freeze``: the worker stops at its first storage call from the ``at``-th on (a process
+  paused, a network partition), until the test thaws it, maybe long after its lease lapsed;
 * ``kill_before`` / ``kill_after``: the worker dies there (before or after the effect). From
   then on every call of that job fails with :class:`WorkerKilled` and has no effect: the code
   still unwinds (``finally`` blocks run), but nothing it tries reaches any system, as when the
@@ -26,7 +28,7 @@ from typing import Literal, TypeVar
 
 T = TypeVar("T")
 
-FaultKind = Literal["raise_before", "raise_after", "kill_before", "kill_after"]
+FaultKind = Literal["raise_before", "raise_after", "kill_before", "kill_after", "freeze"]
 
 
 class WorkerKilled(BaseException):
@@ -52,6 +54,10 @@ class JobCalls:
     fired: str | None = None
     """What the fault hit (``"table.update_entity"`` …), once it fired."""
     log: list[str] = field(default_factory=list)
+    frozen: Callable[[], None] | None = None
+    """Called (from the frozen call's thread) when a ``freeze`` fault stops the job."""
+    thaw: threading.Event = field(default_factory=threading.Event)
+    """Set to let a frozen job go on."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def arrive(self, call: str) -> str | None:
@@ -62,7 +68,13 @@ class JobCalls:
             index = self.calls
             self.calls += 1
             self.log.append(call)
-            if self.fault is None or self.fault.at != index:
+            if self.fault is None or self.fired is not None:
+                return None
+            if self.fault.kind == "freeze":
+                # A frozen worker stops in a storage call (which runs in a worker thread).
+                if index < self.fault.at or not call.startswith("table."):
+                    return None
+            elif self.fault.at != index:
                 return None
             self.fired = call
             if self.fault.kind == "kill_before":
@@ -88,6 +100,12 @@ def enter(call: str, failure: Callable[[str], BaseException]) -> str | None:
     kind = job.arrive(call) if job is not None else None
     if kind == "raise_before":
         raise failure(call)
+    if job is not None and kind == "freeze":
+        if job.frozen is not None:
+            job.frozen()
+        job.thaw.wait()
+        if job.dead:
+            raise WorkerKilled(f"the worker died while frozen in {call}")
     return kind
 
 

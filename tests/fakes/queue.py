@@ -48,9 +48,7 @@ class FakeJobQueue:
 
     def visible(self) -> list[Message]:
         now = self.clock.now()
-        return sorted(
-            (m for m in self.messages if m.visible_at <= now), key=lambda m: m.number
-        )
+        return sorted((m for m in self.messages if m.visible_at <= now), key=lambda m: m.number)
 
     def take(self, message: Message) -> Message:
         self.messages.remove(message)

@@ -45,6 +45,7 @@ FAULTS = st.one_of(
     ),
 )
 PICK = st.integers(min_value=0, max_value=1000)
+MAX_FROZEN = 2
 CHANGES = st.sampled_from(
     [
         "create_account",
@@ -133,6 +134,8 @@ class RunnerModel(RuleBasedStateMachine):
             self._deliver(visible[(which + n) % len(visible)], fault)
 
     def _deliver(self, message: Message, fault: Fault | None) -> None:
+        if fault is not None and fault.kind == "freeze" and len(self.world.frozen) >= MAX_FROZEN:
+            fault = None  # each frozen job holds a worker thread
         ran = self.world.run(message, fault)
         if ran.outcome is not None:
             event(f"job: {ran.outcome.value}")
@@ -178,6 +181,24 @@ class RunnerModel(RuleBasedStateMachine):
         assert not problems, "after settling, the sides disagree:\n" + "\n".join(problems)
 
 
+class FrozenWorkerModel(RunnerModel):
+    """The same, plus workers that freeze in a storage call and go on later, maybe after their
+    lease lapsed and another job took the stream over (a paused process, a partition)."""
+
+    @precondition(lambda self: bool(self.world.queue.visible()))
+    @rule(which=PICK, at=st.integers(min_value=0, max_value=22))
+    def deliver_and_freeze(self, which: int, at: int) -> None:
+        visible = self.world.queue.visible()
+        self._deliver(visible[which % len(visible)], Fault("freeze", at))
+
+    @precondition(lambda self: bool(self.world.frozen))
+    @rule(which=PICK)
+    def thaw(self, which: int) -> None:
+        ran = self.world.thaw(self.world.frozen[which % len(self.world.frozen)])
+        if ran.outcome is not None:
+            event(f"thawed job: {ran.outcome.value}")
+
+
 logging.getLogger("dmsync").setLevel(logging.ERROR)
 
 RunnerModel.TestCase.settings = settings(
@@ -189,3 +210,6 @@ RunnerModel.TestCase.settings = settings(
     print_blob=True,
 )
 TestRunnerModel = RunnerModel.TestCase
+
+FrozenWorkerModel.TestCase.settings = RunnerModel.TestCase.settings
+TestFrozenWorkerModel = FrozenWorkerModel.TestCase

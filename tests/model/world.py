@@ -78,6 +78,14 @@ RETRIES = ErrorRetryPolicy(
 )
 
 
+TOLERATED = frozenset({"unmapped delete"})
+"""Disagreements :meth:`World.problems` lets pass unless asked to be strict: engine gaps the
+model found, each reproduced by an xfail(strict) test in :mod:`tests.model.test_known_gaps`.
+
+* ``unmapped delete``: a record deleted in Dynamics whose Marketo record is not marked and has
+  no mapping (its mapping write failed after Marketo took the record during a full read)."""
+
+
 @dataclass(frozen=True)
 class Side:
     """One synced entity as the checks see it."""
@@ -95,7 +103,12 @@ ACCOUNT = Side(
     "account", "accounts", "accountid", TargetKind.COMPANY, "externalCompanyId", {"name": "company"}
 )
 CONTACT = Side(
-    "contact", "contacts", "contactid", TargetKind.LEAD, "externalPersonId", {"lastname": "lastName"}
+    "contact",
+    "contacts",
+    "contactid",
+    TargetKind.LEAD,
+    "externalPersonId",
+    {"lastname": "lastName"},
 )
 SIDES = (ACCOUNT, CONTACT)
 LINK_COLUMN = "_parentcustomerid_value"
@@ -112,6 +125,17 @@ class Ran:
     calls: list[str] = field(default_factory=list)
     fired: str | None = None
     """The call the fault hit, if it fired."""
+    frozen: bool = False
+    """The job is frozen in a call (see :meth:`World.thaw`)."""
+
+
+@dataclass
+class Frozen:
+    """A job stopped in a call by a ``freeze`` fault."""
+
+    message: Message
+    task: asyncio.Task[JobOutcome]
+    calls: JobCalls
 
 
 class World:
@@ -153,9 +177,15 @@ class World:
             clock=self.clock,
             options=OPTIONS,
         )
-        self.history: list[str] = []
+        self.frozen: list[Frozen] = []
+        self.tolerated: list[str] = []
+        """Known gaps met (see :data:`TOLERATED`)."""
 
     def close(self) -> None:
+        for frozen in self.frozen:  # a failed check left them: let their threads end
+            frozen.calls.dead = True
+            frozen.calls.thaw.set()
+            self.loop.run_until_complete(asyncio.wait([frozen.task]))
         self.loop.run_until_complete(self.loop.shutdown_default_executor())
         self.loop.close()
 
@@ -181,19 +211,38 @@ class World:
         """Deliver ``message`` to a worker (with ``fault`` injected) and settle its fate."""
         self.queue.take(message)
         calls = JobCalls(fault)
+        stopped = asyncio.Event()
+        calls.frozen = lambda: self.loop.call_soon_threadsafe(stopped.set)
         context = contextvars.copy_context()
         context.run(CURRENT.set, calls)
         task = self.loop.create_task(self.runner.run_job(message.job), context=context)
-        ran = Ran(calls=calls.log)
+        waiting = self.loop.create_task(stopped.wait())
+        self.loop.run_until_complete(
+            asyncio.wait([task, waiting], return_when=asyncio.FIRST_COMPLETED)
+        )
+        waiting.cancel()
+        if not task.done():
+            self.frozen.append(Frozen(message, task, calls))
+            return Ran(calls=calls.log, fired=calls.fired, frozen=True)
+        return self._finish(message, task, calls)
+
+    def thaw(self, frozen: Frozen) -> Ran:
+        """Let a frozen job go on from where it stopped, and settle its fate."""
+        self.frozen.remove(frozen)
+        frozen.calls.thaw.set()
+        self.loop.run_until_complete(asyncio.wait([frozen.task]))
+        return self._finish(frozen.message, frozen.task, frozen.calls)
+
+    def _finish(self, message: Message, task: asyncio.Task[JobOutcome], calls: JobCalls) -> Ran:
+        ran = Ran(calls=calls.log, fired=calls.fired)
         try:
-            ran.outcome = self.loop.run_until_complete(task)
+            ran.outcome = task.result()
         except WorkerKilled:
             ran.killed = True
             self.queue.died(message)
         except Exception as failure:  # the host retries any failure
             ran.failure = failure
             self.queue.failed(message)
-        ran.fired = calls.fired
         return ran
 
     def drain(self, limit: int = 200) -> int:
@@ -207,17 +256,20 @@ class World:
             ran += 1
         return ran
 
-    def settle(self, rounds: int = 60) -> list[str]:
+    def settle(self, rounds: int = 60, *, strict: bool = False) -> list[str]:
         """Ticks, drains and clock moves with no faults until the sides agree and every run is
-        closed; returns what still disagrees after ``rounds`` (empty: converged)."""
+        closed; returns what still disagrees after ``rounds`` (empty: converged). Frozen jobs
+        go on first."""
+        while self.frozen:
+            self.thaw(self.frozen[0])
         for round_ in range(rounds):
             self.tick()
             self.drain()
-            if self.quiet() and not self.problems():
+            if self.quiet() and not self.problems(strict=strict):
                 return []
             # Short steps first (nudges come after 90 s), then long ones (leases, retries).
             self.clock.advance(100 if round_ < 20 else 3600)
-        return self.problems() or ["runs still open: " + ", ".join(self.open_runs())]
+        return self.problems(strict=strict) or ["runs still open: " + ", ".join(self.open_runs())]
 
     def open_runs(self) -> list[str]:
         marks = self.store.watermarks.list(INSTANCE)
@@ -236,8 +288,9 @@ class World:
             values[DELETED_FIELD] = False
         return values
 
-    def problems(self) -> list[str]:
-        """Every way the two sides disagree (empty: they agree)."""
+    def problems(self, *, strict: bool = False) -> list[str]:
+        """Every way the two sides disagree (empty: they agree), but the :data:`TOLERATED`
+        gaps unless ``strict``."""
         found: list[str] = []
         for side in SIDES:
             records = self.marketo.of(side.target)
@@ -278,6 +331,9 @@ class World:
                     continue
                 for marketo_id in ids:
                     if records[marketo_id].get(DELETED_FIELD) is not True:
+                        if not strict and key not in mappings and "unmapped delete" in TOLERATED:
+                            self.tolerated.append(f"{side.entity} {key}: unmapped delete")
+                            continue
                         found.append(
                             f"{side.entity} {key} was deleted in Dynamics; Marketo {marketo_id} "
                             "is not marked deleted"
