@@ -40,4 +40,42 @@ def test_delete_of_a_record_whose_mapping_write_failed_during_a_full_read_is_mar
         problems = world.settle(strict=True)
     finally:
         world.close()
-    assert problems == []
+    assert problems == [], problems
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "engine gap: a job frozen (a paused process, a storage partition) after reading its page "
+        "and coming back after its lease lapsed and another job redid the page with newer "
+        "values writes its older values to Marketo and into the mapping before anything stops "
+        "it: the lease keeper learns of the loss only at its next renewal, and the watermark "
+        "check refuses only the commit. The newer Dynamics values are then never sent again. "
+        "(A guard that also checks the lease's own expiry time before each write would narrow "
+        "it to a write already in flight.)"
+    ),
+)
+def test_a_worker_back_after_its_lease_lapsed_writes_nothing() -> None:
+    world = World()
+    try:
+        contact = world.dynamics.new_id()
+        world.upsert(CONTACT, contact, {"lastname": "v0", LINK_COLUMN: None})
+        assert world.settle() == []
+        world.upsert(CONTACT, contact, {"lastname": "v1"})
+        world.tick()
+        job = next(m for m in world.queue.visible() if m.job.entity == "contact")
+        # The job reads the delta (v1), then freezes in its next storage call.
+        ran = world.run(job, Fault("freeze", 5))
+        assert ran.frozen and ran.calls[3] == "dynamics.read(contacts)"
+        world.upsert(CONTACT, contact, {"lastname": "v2"})
+        world.clock.advance(1000)  # its 15-minute lease lapses; the quiet run is nudged
+        world.tick()
+        world.drain()
+        lead = next(iter(world.marketo.of(CONTACT.target).values()))
+        assert lead["lastName"] == "v2"  # the nudged job wrote the newer value
+        back = world.thaw(world.frozen[0])
+        assert back.failure is not None  # its commit was refused (a late duplicate)...
+        problems = world.settle(strict=True)
+    finally:
+        world.close()
+    assert problems == [], problems  # ...but Marketo keeps the v1 it wrote first
