@@ -41,7 +41,9 @@ class Fault:
 
     kind: FaultKind
     at: int
-    """The index (from 0) of the job's call that fails."""
+    """The index (from 0) of the job's call that fails (among the calls ``on`` names)."""
+    on: str | None = None
+    """Only calls whose name starts with this count (``"marketo.write"``…); ``None``: all."""
 
 
 @dataclass
@@ -50,6 +52,8 @@ class JobCalls:
 
     fault: Fault | None = None
     calls: int = 0
+    matching: int = 0
+    """Calls so far that the fault's ``on`` names."""
     dead: bool = False
     fired: str | None = None
     """What the fault hit (``"table.update_entity"`` …), once it fired."""
@@ -65,11 +69,14 @@ class JobCalls:
         with self._lock:
             if self.dead:
                 raise WorkerKilled(f"the worker died earlier; {call} never happens")
-            index = self.calls
             self.calls += 1
             self.log.append(call)
             if self.fault is None or self.fired is not None:
                 return None
+            if self.fault.on is not None and not call.startswith(self.fault.on):
+                return None
+            index = self.matching
+            self.matching += 1
             if self.fault.kind == "freeze":
                 # A frozen worker stops in a storage call (which runs in a worker thread).
                 if index < self.fault.at or not call.startswith("table."):

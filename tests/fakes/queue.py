@@ -16,10 +16,14 @@ from datetime import datetime, timedelta
 
 from shared.clock import ManualClock
 from shared.jobs import SyncJob
-from tests.fakes.faults import arrive_only
+from tests.fakes.faults import enter, leave
 
 MAX_DEQUEUE = 5
 RECEIVE_LEASE = timedelta(minutes=10)
+
+
+def _failure(call: str) -> BaseException:
+    return ConnectionError(f"the queue service did not answer {call}")
 
 
 @dataclass
@@ -41,10 +45,11 @@ class FakeJobQueue:
         self._numbers = itertools.count(1)
 
     async def enqueue(self, job: SyncJob, delay: timedelta | None = None) -> None:
-        arrive_only("queue.enqueue")  # a dead worker sends nothing
+        kind = enter("queue.enqueue", _failure)  # a dead worker sends nothing
         self.sent += 1
         visible = self.clock.now() + (delay or timedelta(0))
         self.messages.append(Message(job, visible, 0, next(self._numbers)))
+        leave("queue.enqueue", kind, _failure)
 
     def visible(self) -> list[Message]:
         now = self.clock.now()

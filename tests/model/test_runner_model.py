@@ -34,16 +34,35 @@ from tests.fakes.queue import Message
 from tests.model.world import ACCOUNT, CONTACT, LINK_COLUMN, World
 
 SCHEDULES = int(os.environ.get("MODEL_SCHEDULES", "500"))
-"""Schedules per ``make test`` run (the issue asks for at least 500)."""
+"""Schedules of the main model per ``make test`` run (the issue asks for at least 500)."""
+FROZEN_SCHEDULES = int(os.environ.get("MODEL_FROZEN_SCHEDULES", "150"))
+"""Schedules of the frozen-worker model (on top of :data:`SCHEDULES`)."""
 
-FAULTS = st.one_of(
-    st.none(),
-    st.builds(
-        Fault,
-        st.sampled_from(["raise_before", "raise_after", "kill_before", "kill_after"]),
-        st.integers(min_value=0, max_value=22),
+KINDS = st.sampled_from(["raise_before", "raise_after", "kill_before", "kill_after"])
+ANY_CALL = st.builds(Fault, KINDS, st.integers(min_value=0, max_value=22))
+"""A fault at any call of the job (a page job makes 8 to 22)."""
+KEY_STEP = st.builds(
+    Fault,
+    KINDS,
+    st.integers(min_value=0, max_value=1),
+    st.sampled_from(
+        [
+            "marketo.write",
+            "marketo.write",
+            "table.submit_transaction",
+            "table.update_entity(modelWatermarks)",
+            "dynamics.read",
+        ]
     ),
 )
+"""A fault at one of the steps that matter most: the Marketo write (twice as likely), the
+mapping and error writes (transactions), the watermark commit, the Dataverse read."""
+CONTINUATION = st.builds(
+    Fault, st.sampled_from(["kill_before", "kill_after"]), st.just(0), st.just("queue.enqueue")
+)
+"""A worker dying just before or after sending the continuation (a failed send is retried by
+the runner after a real 0.2 s pause, so that is left to the ANY_CALL faults)."""
+FAULTS = st.one_of(st.none(), st.none(), ANY_CALL, KEY_STEP, KEY_STEP, CONTINUATION)
 PICK = st.integers(min_value=0, max_value=1000)
 MAX_FROZEN = 2
 CHANGES = st.sampled_from(
@@ -215,5 +234,7 @@ RunnerModel.TestCase.settings = settings(
 )
 TestRunnerModel = RunnerModel.TestCase
 
-FrozenWorkerModel.TestCase.settings = RunnerModel.TestCase.settings
+FrozenWorkerModel.TestCase.settings = settings(
+    RunnerModel.TestCase.settings, max_examples=FROZEN_SCHEDULES
+)
 TestFrozenWorkerModel = FrozenWorkerModel.TestCase
