@@ -11,12 +11,16 @@ Then the system runs without faults until it is quiet, and the two sides are com
 every mapping pointing at the record Marketo has. Everything real runs: the job runner, the
 D→M pipeline, the scheduler and the state store with its ETag, lease and watermark rules; only
 the outside systems are in memory (:mod:`tests.fakes`).
+
+``make test`` runs :data:`SCHEDULES` schedules of :class:`RunnerModel` and
+:data:`FROZEN_SCHEDULES` of :class:`FrozenWorkerModel`; ``MODEL_SCHEDULES=5000`` (and
+``MODEL_FROZEN_SCHEDULES``) explore further, ``--hypothesis-show-statistics`` shows which faults
+fired where. Gaps the model found are reproduced in :mod:`tests.model.test_known_gaps`.
 """
 
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 
 from hypothesis import HealthCheck, event, settings
@@ -221,8 +225,6 @@ class FrozenWorkerModel(RunnerModel):
         if ran.outcome is not None:
             event(f"thawed job: {ran.outcome.value}")
 
-
-logging.getLogger("dmsync").setLevel(logging.ERROR)
 
 RunnerModel.TestCase.settings = settings(
     max_examples=SCHEDULES,
