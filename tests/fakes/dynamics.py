@@ -60,6 +60,8 @@ class FakeDynamics:
         self._snapshot_ids = itertools.count(1)
         self._token_epoch = 0
         self.reads = 0
+        self.reported_deletes: set[str] = set()
+        """Ids a delta read has reported deleted (the others only a sweep can find)."""
 
     # --- what users do in Dynamics ----------------------------------------------------------
 
@@ -136,6 +138,7 @@ class FakeDynamics:
         records = [
             SourceRecord(i, dict(live[i]), str(live[i]["versionnumber"])) for i in sorted(changed)
         ]
+        self.reported_deletes.update(deleted)
         return ChangeBatch(records, sorted(deleted), self._token(self.version, self.version), True)
 
     def _token(self, changes_after: int, deletes_after: int) -> str:

@@ -37,7 +37,7 @@ from tests.fakes.faults import Fault
 from tests.fakes.queue import Message
 from tests.model.world import ACCOUNT, CONTACT, LINK_COLUMN, World
 
-SCHEDULES = int(os.environ.get("MODEL_SCHEDULES", "500"))
+SCHEDULES = int(os.environ.get("MODEL_SCHEDULES", "600"))
 """Schedules of the main model per ``make test`` run (the issue asks for at least 500)."""
 FROZEN_SCHEDULES = int(os.environ.get("MODEL_FROZEN_SCHEDULES", "150"))
 """Schedules of the frozen-worker model (on top of :data:`SCHEDULES`)."""

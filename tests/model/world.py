@@ -85,8 +85,10 @@ TOLERATED = frozenset({"unmapped delete"})
 """Disagreements :meth:`World.problems` lets pass unless asked to be strict: engine gaps the
 model found, each reproduced by an xfail(strict) test in :mod:`tests.model.test_known_gaps`.
 
-* ``unmapped delete``: a record deleted in Dynamics whose Marketo record is not marked and has
-  no mapping (its mapping write failed after Marketo took the record during a full read)."""
+* ``unmapped delete``: a record deleted in Dynamics whose Marketo record is not marked, has no
+  mapping (its mapping write failed after Marketo took the record during a full read), and
+  whose delete no delta read ever reported (a delete that was reported must be marked, mapping
+  or not: by its key)."""
 
 
 @dataclass(frozen=True)
@@ -383,7 +385,12 @@ class World:
                     continue
                 for marketo_id in ids:
                     if records[marketo_id].get(DELETED_FIELD) is not True:
-                        if not strict and key not in mappings and "unmapped delete" in TOLERATED:
+                        if (
+                            not strict
+                            and "unmapped delete" in TOLERATED
+                            and key not in mappings
+                            and key not in self.dynamics.reported_deletes
+                        ):
                             self.tolerated.append(f"{side.entity} {key}: unmapped delete")
                             continue
                         found.append(
