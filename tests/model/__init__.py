@@ -1,0 +1,1 @@
+"""Model-based tests of the job runner over in-memory sides."""
