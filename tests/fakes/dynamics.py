@@ -31,6 +31,7 @@ from typing import Any
 
 from shared.errors import DeltaTokenExpiredError, TransientServiceError
 from shared.sync.config import EntitySpec
+from shared.sync.id_sets import GuidSet
 from shared.sync.identity import SourceIdentity
 from shared.sync.pipeline import ChangeBatch, SourceRecord
 from tests.fakes.faults import checkpoint
@@ -161,6 +162,14 @@ class FakeDynamics:
             return {i.lower(): True for i in ids if i.lower() in live}
 
         return checkpoint(f"dynamics.exists({spec.entity_set})", exists, _failure)
+
+    async def live_ids(self, spec: EntitySpec) -> GuidSet:
+        """Every id the table holds now (the sweep's ids-only read)."""
+        return checkpoint(
+            f"dynamics.live_ids({spec.entity_set})",
+            lambda: GuidSet(self.live(spec.entity_set)),
+            _failure,
+        )
 
     async def count(self, spec: EntitySpec) -> int:
         return checkpoint(

@@ -81,14 +81,12 @@ RETRIES = ErrorRetryPolicy(
 )
 
 
-TOLERATED = frozenset({"unmapped delete"})
+TOLERATED: frozenset[str] = frozenset()
 """Disagreements :meth:`World.problems` lets pass unless asked to be strict: engine gaps the
 model found, each reproduced by an xfail(strict) test in :mod:`tests.model.test_known_gaps`.
 
-* ``unmapped delete``: a record deleted in Dynamics whose Marketo record is not marked, has no
-  mapping (its mapping write failed after Marketo took the record during a full read), and
-  whose delete no delta read ever reported (a delete that was reported must be marked, mapping
-  or not: by its key)."""
+None today. ``unmapped delete`` (a record deleted in Dynamics whose Marketo record had no
+mapping and whose delete no delta reported) was one until pages noted the ids they create."""
 
 
 @dataclass(frozen=True)
