@@ -32,8 +32,7 @@ SECRET_SETTINGS = (
 
 
 _SETTINGS_FIX = (
-    "set them as the README's settings table describes (the same names as the app's settings "
-    "in Azure)"
+    "set them as docs/settings.md describes (the same names as the app's settings in Azure)"
 )
 
 

@@ -5,6 +5,6 @@ Modules: :mod:`.procstat` (CPU and memory of one process from ``/proc``), :mod:`
 both emulators and the seeded data), :mod:`.host` (the host subprocess and its sampler),
 :mod:`.initial` and :mod:`.latency` (the two measured phases), :mod:`.figures` (pure arithmetic:
 bounds, ideal call counts, percentiles, targets), :mod:`.others` (the emulator and governor
-benchmarks), :mod:`.report` (``latest.json``, the printed table, the README table) and
+benchmarks), :mod:`.report` (``latest.json``, the printed table, docs/benchmarks.md) and
 :mod:`.cli` (the command).
 """

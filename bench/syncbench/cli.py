@@ -13,7 +13,7 @@ Phases (each flag below changes one):
 5. kill -9 the host mid-run on a fresh stack, start another, and time how long the sync stands
    still (:mod:`.recovery`, at the real defaults);
 6. run the Dataverse emulator and governor benchmarks (:mod:`.others`);
-7. write ``bench/results/latest.json``, print the table, and put it in the README.
+7. write ``bench/results/latest.json``, print the table, and put it in docs/benchmarks.md.
 
 Exit status: 0 when the run completed (a missed target is reported, not an error: benchmarks
 are not tests), 1 with ``--strict`` when a target is missed, 2 when the run itself failed.
@@ -90,7 +90,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-governor-bench", action="store_true")
     parser.add_argument("--governor-seconds", type=float, default=70.0)
     parser.add_argument(
-        "--no-readme", action="store_true", help="do not rewrite the README's table"
+        "--no-readme", action="store_true", help="do not rewrite the table in docs/benchmarks.md"
     )
     parser.add_argument("--output", type=Path, default=report.RESULTS)
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         if name in result:
             print(f"{name}: {result[name]['verdict']}")
     if not args.no_readme and report.update_readme(result):
-        print("README.md: Benchmarks table updated")
+        print("docs/benchmarks.md: Benchmarks table updated")
     print(f"results: {args.output}")
     if not result["all_targets_pass"]:
         missed = [name for name, check in result["targets"].items() if not check["pass"]]

@@ -1,4 +1,4 @@
-"""``bench/results/latest.json``, the printed figures and the README's "Benchmarks" table.
+"""``bench/results/latest.json``, the printed figures and the table in docs/benchmarks.md.
 
 Every figure is reported with how it was measured; each target carries its value and pass/fail.
 """
@@ -18,7 +18,8 @@ from bench.syncbench.figures import Target
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULTS = REPO_ROOT / "bench" / "results" / "latest.json"
-README = REPO_ROOT / "README.md"
+README = REPO_ROOT / "docs" / "benchmarks.md"
+"""Where the Benchmarks table lives (between its markers)."""
 TABLE_START = "<!-- bench:table:start -->"
 TABLE_END = "<!-- bench:table:end -->"
 
@@ -291,7 +292,7 @@ def table(result: dict[str, Any]) -> str:
 
 
 def update_readme(result: dict[str, Any], path: Path = README) -> bool:
-    """Replace the table between the README's bench markers; ``False`` if they are missing."""
+    """Replace the table between the page's bench markers; ``False`` if they are missing."""
     text = path.read_text(encoding="utf-8")
     if TABLE_START not in text or TABLE_END not in text:
         return False

@@ -1,7 +1,7 @@
 """Dataverse in memory, as the D→M pipeline reads it (duck-typed like ``DataverseChangeReader``).
 
 Held to Microsoft Learn, "Use change tracking to synchronize data with external systems"
-(shared/reference/dynamics-web-api.md):
+(https://learn.microsoft.com/power-apps/developer/data-platform/use-change-tracking-synchronize-data-external-systems):
 
 * every change gives the row a new, organization-wide increasing version (``versionnumber``);
 * a full read pages (``page_size`` rows a page) over a snapshot taken at its first page; a
