@@ -55,6 +55,7 @@ class TableKind(StrEnum):
     SYNC_ERRORS = "SyncErrors"
     INSTANCES = "Instances"
     CONFIG = "Config"
+    BUDGETS = "Budgets"
 
 
 @dataclass(frozen=True)
