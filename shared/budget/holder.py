@@ -246,6 +246,22 @@ class BudgetHolder:
         self._pending_daily = max(self._pending_daily or 0, used)
         self._poke()
 
+    @property
+    def in_flight(self) -> int:
+        """This process's calls in flight."""
+        return self._in_flight
+
+    def known_ledger(self) -> Ledger:
+        """The row as last read or written by this process (no storage access)."""
+        return self._cached[0] if self._cached is not None else Ledger()
+
+    def known_stop_until(self) -> datetime | None:
+        """A stop this process already knows of (no storage access)."""
+        stop = self._stop_until
+        if stop is None or stop <= self._now():
+            return None
+        return datetime.fromtimestamp(stop, UTC)
+
     async def ledger(self) -> Ledger:
         """The row as recently seen (read again if older than ``fresh_seconds``)."""
         if self.clock.monotonic() - self._cached_at > self._fresh_seconds or self._cached is None:
@@ -260,11 +276,11 @@ class BudgetHolder:
         ledger = await self.ledger()
         moments = [t for t in (ledger.stop_until, self._stop_until) if t is not None and t > now]
         budget = self.limits.daily_budget
-        if budget is not None and ledger.day == self.spec.quota_day(now):
-            if ledger.day_used >= budget:
-                end = self.spec.day_end(now)
-                if end is not None:
-                    moments.append(end)
+        spent = budget is not None and ledger.day_used >= budget
+        if spent and ledger.day == self.spec.quota_day(now):
+            end = self.spec.day_end(now)
+            if end is not None:
+                moments.append(end)
         return datetime.fromtimestamp(max(moments), UTC) if moments else None
 
     # -- the coordinator
@@ -364,21 +380,22 @@ class BudgetHolder:
             self._read_first = self._cached[1] != self._written_etag
         ledger, etag = self._cached
         now = self._now()
-        busy = self._waiting > 0 or self._in_flight > 0
-        self._returning = not busy
+        finished = tuple(self._finished)
+        finishes = self._finishes
+        report, request = ask(
+            HolderState(
+                in_flight=self._in_flight,
+                unused=self._unused,
+                permits=self._permits,
+                waiting=self._waiting,
+                finished=finished,
+            ),
+            self.limits,
+        )
+        kept_unused = report.unused == 0
+        # While unused calls are being returned none may start (they would be sent uncounted).
+        self._returning = not kept_unused
         try:
-            finished = tuple(self._finished)
-            finishes = self._finishes
-            report, request = ask(
-                HolderState(
-                    in_flight=self._in_flight,
-                    unused=self._unused,
-                    permits=self._permits,
-                    waiting=self._waiting,
-                    finished=finished,
-                ),
-                self.limits,
-            )
             pending = (self._pending_pause, self._pending_stop, self._pending_daily)
             base = self._publish(ledger, now)
             new, grant = settle(
@@ -395,7 +412,7 @@ class BudgetHolder:
             self._returning = False
         self._written_etag = new_etag
         self._cached, self._cached_at = (new, new_etag), self.clock.monotonic()
-        self._apply(new, grant.calls, grant.expires, busy, finishes, pending)
+        self._apply(new, grant.calls, grant.expires, kept_unused, finishes, pending)
         self._stop_until = grant.stop_until
         self._pause_until = max(self._pause_until, grant.pause_until)
         self._retry_at = grant.retry_at

@@ -77,6 +77,8 @@ class Holding:
     concurrency: int = 0
     released: tuple[tuple[float, int], ...] = ()
     """``(free at, count)`` pairs, ascending."""
+    wants: bool = False
+    """It asked for more at its last transaction (and its lease runs): it is waiting."""
 
     def window_use(self, now: float, limits: BudgetLimits) -> int:
         """Slots of the window this entry holds at ``now``."""
@@ -109,9 +111,7 @@ class Ledger:
 
     def window_use(self, now: float, limits: BudgetLimits, *, besides: str | None = None) -> int:
         """Window slots held at ``now`` by every holder (but ``besides``)."""
-        return sum(
-            h.window_use(now, limits) for name, h in self.holders.items() if name != besides
-        )
+        return sum(h.window_use(now, limits) for name, h in self.holders.items() if name != besides)
 
     def concurrency_use(
         self, now: float, limits: BudgetLimits, *, besides: str | None = None
@@ -134,6 +134,8 @@ class Report:
     """Granted calls not sent; they are returned (the holder may ask for them again)."""
     concurrency_needed: int = 0
     """Permits it keeps (at least its calls in flight)."""
+    in_flight: int = 0
+    """Of ``open``, the calls sent: their permits are kept whatever fairness says."""
 
 
 @dataclass(frozen=True)
@@ -175,13 +177,17 @@ def ask(state: HolderState, limits: BudgetLimits) -> tuple[Report, Request]:
     its unused calls and permits and asks for a full window's worth (the rules cap it at a fair
     share); idle, it returns every unused call and permit it is not using."""
     busy = state.waiting > 0 or state.in_flight > 0
-    needed = max(state.in_flight, state.permits if busy and state.unused else 0)
+    # Unused calls are kept only with permits to send them (without, nothing is in flight, so
+    # nothing can take them while they are returned).
+    keep = busy and state.permits > 0
+    needed = max(state.in_flight, state.permits if keep and state.unused else 0)
     wanted_permits = min(limits.max_concurrency, state.waiting + state.in_flight)
     report = Report(
-        open=state.in_flight + (state.unused if busy else 0),
+        open=state.in_flight + (state.unused if keep else 0),
         finished=state.finished,
-        unused=0 if busy else state.unused,
+        unused=0 if keep else state.unused,
         concurrency_needed=needed,
+        in_flight=state.in_flight,
     )
     request = Request(
         calls=limits.calls_per_window if state.waiting else 0,
@@ -210,7 +216,11 @@ def prune(ledger: Ledger, now: float, limits: BudgetLimits) -> Ledger:
     for name, holding in ledger.holders.items():
         released = tuple((at, n) for at, n in holding.released if at > now)
         pruned = replace(holding, released=released)
-        if pruned.window_use(now, limits) or pruned.concurrency_use(now, limits):
+        if (
+            pruned.window_use(now, limits)
+            or pruned.concurrency_use(now, limits)
+            or (pruned.is_live(now))
+        ):
             kept[name] = pruned
     stop = ledger.stop_until if ledger.stop_until is not None and now < ledger.stop_until else None
     return replace(ledger, holders=MappingProxyType(kept), stop_until=stop)
@@ -278,17 +288,22 @@ def settle(
         report.concurrency_needed,
         previous.concurrency_use(now, limits) if previous else 0,
     )
+    others = {name: h for name, h in ledger.holders.items() if name != holder}
+    active = 1 + sum(1 for h in others.values() if h.is_live(now))
+    # Beyond its fair share a holder keeps only the permits its calls in flight use, so that
+    # permits rotate to the others instead of waiting with its unused calls.
+    kept_permits = min(
+        kept_permits, max(report.in_flight, math.ceil(limits.max_concurrency / active))
+    )
     mine = Holding(
         expires=expires,
         open=report.open,
         concurrency=kept_permits,
         released=released_times(report.finished, limits, now),
     )
-    others = {name: h for name, h in ledger.holders.items() if name != holder}
     day_used = max(0, ledger.day_used - returned)
     stopped = quota_stop(replace(ledger, day_used=day_used), now, limits)
     paused = now < ledger.pause_until
-    active = 1 + sum(1 for h in others.values() if h.is_live(now))
     calls = permits = 0
     if not stopped and not paused:
         free = limits.calls_per_window - mine.window_use(now, limits)
@@ -300,10 +315,24 @@ def settle(
         free_permits = limits.max_concurrency - kept_permits
         free_permits -= sum(h.concurrency_use(now, limits) for h in others.values())
         permit_cap = fair_cap(limits.max_concurrency, free_permits, active, kept_permits)
+        # Holders waiting with no permit at all come first: a holder that has just used its
+        # permits leaves them one each before it takes any back.
+        starving = sum(
+            1 for h in others.values()
+            if h.wants and h.is_live(now) and not h.concurrency_use(now, limits)
+        )  # fmt: skip
+        if starving:
+            free_permits -= starving
         permits = max(0, min(request.concurrency, free_permits, permit_cap))
+        if kept_permits + permits == 0:
+            calls = 0  # calls it could not send would only hold the window
     mine = replace(mine, open=mine.open + calls, concurrency=kept_permits + permits)
     holders = dict(others)
-    if mine.window_use(now, limits) or mine.concurrency_use(now, limits):
+    # A holder that asks stays on the row while its lease runs, holding or not: it counts as
+    # active, so the others' fair share shrinks to make room for it.
+    wants = request.calls > 0 or request.concurrency > 0
+    mine = replace(mine, wants=wants)
+    if wants or mine.window_use(now, limits) or mine.concurrency_use(now, limits):
         holders[holder] = mine
     new = replace(ledger, holders=MappingProxyType(holders), day_used=day_used + calls)
     stop_until = None

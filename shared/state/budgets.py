@@ -36,6 +36,7 @@ def to_entity(key: str, ledger: Ledger) -> dict[str, Any]:
             "o": h.open,
             "c": h.concurrency,
             "r": [[at, n] for at, n in h.released],
+            "w": int(h.wants),
         }
         for name, h in ledger.holders.items()
     }
@@ -61,6 +62,7 @@ def from_entity(entity: Any) -> Ledger:
             open=int(h["o"]),
             concurrency=int(h["c"]),
             released=tuple((float(at), int(n)) for at, n in h["r"]),
+            wants=bool(h.get("w", 0)),
         )
         for name, h in raw.items()
     }

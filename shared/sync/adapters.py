@@ -144,9 +144,9 @@ class MarketoTarget:
     def __init__(self, client: MarketoClient) -> None:
         self.client = client
 
-    def blocked_until(self) -> datetime | None:
+    async def quota_stop_until(self) -> datetime | None:
         """When the governor admits calls again, if the daily quota is used up now."""
-        return self.client.governor.blocked_until()
+        return await self.client.governor.quota_stop_until()
 
     async def current_values(
         self, spec: EntitySpec, marketo_ids: Sequence[str], fields: Sequence[str]

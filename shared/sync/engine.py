@@ -271,7 +271,7 @@ class SyncEngine:
             )
             return JobOutcome.WAITING
 
-        blocked = self.target.blocked_until()
+        blocked = await self.target.quota_stop_until()
         if blocked is not None:
             return await self._stop_for_quota(stream, watermark, blocked, context)
         try:

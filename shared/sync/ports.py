@@ -105,8 +105,9 @@ class WriteMode(StrEnum):
 class Target(Protocol):
     """The Marketo side."""
 
-    def blocked_until(self) -> datetime | None:
-        """When writes may resume, if the daily quota is used up now; else ``None``."""
+    async def quota_stop_until(self) -> datetime | None:
+        """When writes may resume, if the daily quota is used up now (by any process of the
+        app: read from the shared budget); else ``None``. See :mod:`shared.budget.gate`."""
         ...
 
     async def current_values(

@@ -16,10 +16,11 @@ On each tick, for the app's instance:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from shared.budget.gate import never_stopped
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.errors import ConcurrencyConflict
 from shared.jobs import Direction, JobReason, SyncJob
@@ -94,10 +95,10 @@ class Scheduler:
         clock: Clock = SYSTEM_CLOCK,
         options: EngineOptions | None = None,
         telemetry: SyncTelemetry | None = None,
-        marketo_blocked_until: Callable[[], datetime | None] | None = None,
+        marketo_blocked_until: Callable[[], Awaitable[datetime | None]] | None = None,
     ) -> None:
         self.telemetry = telemetry or SyncTelemetry()
-        self._blocked_until = marketo_blocked_until or (lambda: None)
+        self._blocked_until = marketo_blocked_until or never_stopped
         self.config = config
         self.store = store
         self.source = source
@@ -146,7 +147,7 @@ class Scheduler:
             entity: await blocking(self.store.watermarks.get, self._stream(entity))
             for entity in self.config.order
         }
-        blocked = self._blocked_until()
+        blocked = await self._blocked_until()
         if blocked is not None:
             report.reason = (
                 f"Marketo's daily API quota is used up until {blocked:%Y-%m-%d %H:%M} UTC; "

@@ -44,8 +44,8 @@ class FlakyTarget:
         """Dynamics id (any key field value or Marketo id) → how many more times to reject."""
         self.delay = delay
 
-    def blocked_until(self) -> Any:
-        return self.inner.blocked_until()
+    async def quota_stop_until(self) -> Any:
+        return await self.inner.quota_stop_until()
 
     async def current_values(
         self, spec: EntitySpec, marketo_ids: Sequence[str], fields: Sequence[str]

@@ -116,9 +116,8 @@ class World:
         self.ledger = new
         if outcome == "unseen":
             return
-        busy = state.waiting > 0 or state.in_flight > 0
         entry = new.holders.get(p.name)
-        p.unused = (p.unused if busy else 0) + grant.calls
+        p.unused = (p.unused if report.unused == 0 else 0) + grant.calls
         p.permits = entry.concurrency if entry else 0
         p.expires = grant.expires
         horizon = own - self.limits.window_seconds - self.limits.margin_seconds

@@ -12,11 +12,16 @@ from shared.budget.rules import BudgetLimits
 from shared.marketo.governor import max_calls_in_any_window
 from tests.unit.budget.simulation import Process, World
 
+OUTCOMES = ["ok", "ok", "lost", "unseen"]
+"""A write that succeeds, one lost by storage, one applied without the process hearing so."""
+
 steps = st.lists(
     st.one_of(
         st.tuples(st.just("advance"), st.floats(0.0, 4.0)),
         st.tuples(st.just("advance"), st.floats(0.0, 12.0)),
-        st.tuples(st.just("tx"), st.integers(0, 3), st.sampled_from(["ok", "ok", "lost", "unseen"])),
+        st.tuples(
+            st.just("tx"), st.integers(0, 3), st.sampled_from(["ok", "ok", "lost", "unseen"])
+        ),
         st.tuples(st.just("start"), st.integers(0, 3), st.integers(1, 6)),
         st.tuples(st.just("finish"), st.integers(0, 3), st.integers(1, 6)),
         st.tuples(st.just("kill"), st.integers(0, 3)),
