@@ -125,7 +125,8 @@ class BudgetHolder:
         # what the row said
         self._pause_until = 0.0
         self._stop_until: float | None = None
-        self._retry_at: float | None = None
+        self._retry_at = 0.0
+        """No transaction for more calls before this (the row said nothing frees sooner)."""
         self._failed_until = 0.0
         self._backoff = _BACKOFF_FIRST
         self._cached: tuple[Ledger, str | None] | None = None
@@ -302,8 +303,7 @@ class BudgetHolder:
             return max(now, self._failed_until)
         due: float | None = None
         if self._waiting and not self._can_start(now) and self._stop_until is None:
-            retry = self._retry_at if self._retry_at is not None else now + self._max_poll
-            due = max(now, self._pause_until, min(retry, now + self._max_poll))
+            due = max(now, self._pause_until, min(self._retry_at, now + self._max_poll))
         holding = self._in_flight or self._unused or self._permits
         if holding and self._expires > now:
             renew = self._expires - self.limits.lease_seconds / 2
@@ -415,7 +415,7 @@ class BudgetHolder:
         self._apply(new, grant.calls, grant.expires, kept_unused, finishes, pending)
         self._stop_until = grant.stop_until
         self._pause_until = max(self._pause_until, grant.pause_until)
-        self._retry_at = grant.retry_at
+        self._retry_at = grant.retry_at if grant.retry_at is not None else 0.0
         return True
 
     def _publish(self, ledger: Ledger, now: float) -> Ledger:

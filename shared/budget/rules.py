@@ -79,6 +79,9 @@ class Holding:
     """``(free at, count)`` pairs, ascending."""
     wants: bool = False
     """It asked for more at its last transaction (and its lease runs): it is waiting."""
+    starving_since: float | None = None
+    """Since when it has been asking without holding a single permit (``None``: it has one,
+    or asks for none)."""
 
     def window_use(self, now: float, limits: BudgetLimits) -> int:
         """Slots of the window this entry holds at ``now``."""
@@ -157,7 +160,7 @@ class Grant:
     """Set when nothing may be granted until then (607 recorded, or the daily budget spent)."""
     pause_until: float
     retry_at: float | None
-    """When asking again could get more (``None``: only a holder finishing frees room)."""
+    """When asking again could get more (``None``: everything asked for was granted)."""
 
 
 @dataclass(frozen=True)
@@ -315,14 +318,16 @@ def settle(
         free_permits = limits.max_concurrency - kept_permits
         free_permits -= sum(h.concurrency_use(now, limits) for h in others.values())
         permit_cap = fair_cap(limits.max_concurrency, free_permits, active, kept_permits)
-        # Holders waiting with no permit at all come first: a holder that has just used its
-        # permits leaves them one each before it takes any back.
-        starving = sum(
+        was_starving = previous.starving_since if previous is not None else None
+        my_since = now if kept_permits or was_starving is None else was_starving
+        # Holders that have waited longer without a single permit come first: a holder that
+        # has just used its permits leaves them one each before it takes any back. (The one
+        # waiting longest sees nobody before it, so someone always gets the permits.)
+        free_permits -= sum(
             1 for h in others.values()
             if h.wants and h.is_live(now) and not h.concurrency_use(now, limits)
+            and h.starving_since is not None and h.starving_since < my_since
         )  # fmt: skip
-        if starving:
-            free_permits -= starving
         permits = max(0, min(request.concurrency, free_permits, permit_cap))
         if kept_permits + permits == 0:
             calls = 0  # calls it could not send would only hold the window
@@ -331,7 +336,11 @@ def settle(
     # A holder that asks stays on the row while its lease runs, holding or not: it counts as
     # active, so the others' fair share shrinks to make room for it.
     wants = request.calls > 0 or request.concurrency > 0
-    mine = replace(mine, wants=wants)
+    starving_since = None
+    if wants and request.concurrency > 0 and not mine.concurrency:
+        earlier = previous.starving_since if previous is not None else None
+        starving_since = now if earlier is None else earlier
+    mine = replace(mine, wants=wants, starving_since=starving_since)
     if wants or mine.window_use(now, limits) or mine.concurrency_use(now, limits):
         holders[holder] = mine
     new = replace(ledger, holders=MappingProxyType(holders), day_used=day_used + calls)
@@ -345,7 +354,7 @@ def settle(
         stop_until=stop_until,
         pause_until=new.pause_until,
         retry_at=(
-            next_free_at(new, now, limits)
+            (next_free_at(new, now, limits) or now + limits.window_seconds / 10)
             if calls < request.calls or permits < request.concurrency
             else None
         ),

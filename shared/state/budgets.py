@@ -37,6 +37,7 @@ def to_entity(key: str, ledger: Ledger) -> dict[str, Any]:
             "c": h.concurrency,
             "r": [[at, n] for at, n in h.released],
             "w": int(h.wants),
+            "s": h.starving_since,
         }
         for name, h in ledger.holders.items()
     }
@@ -63,6 +64,7 @@ def from_entity(entity: Any) -> Ledger:
             concurrency=int(h["c"]),
             released=tuple((float(at), int(n)) for at, n in h["r"]),
             wants=bool(h.get("w", 0)),
+            starving_since=None if h.get("s") is None else float(h["s"]),
         )
         for name, h in raw.items()
     }

@@ -5,6 +5,8 @@ the share, and the daily budget must hold."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -50,7 +52,7 @@ def test_no_window_concurrency_or_day_is_ever_over_the_share(
     daily: int | None,
     skews: list[float],
     processes: int,
-    script: list[tuple],
+    script: list[tuple[Any, ...]],
 ) -> None:
     limits = BudgetLimits(
         calls_per_window=calls,
