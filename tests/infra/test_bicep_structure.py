@@ -267,6 +267,7 @@ def test_queues_and_tables_are_declared_in_one_place(trees: dict[str, dict[str, 
         "dmsyncmappingsrev",
         "dmsyncerrors",
         "dmsyncinstances",
+        "dmsyncbudgets",
     ]
     assert all(TABLE_NAME.match(t) for t in tables)
     # 63-char queue limit minus "-poison" (reference §3).
