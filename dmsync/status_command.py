@@ -2,12 +2,15 @@
 
 Phase, watermark age (time since it last advanced), record counters, progress of the initial
 load (done/total), last run and last success, who holds the stream's lease, and how many sync
-errors are open. ``--json`` prints the same as data.
+errors are open; then the API budgets every process of the app shares (calls in the current
+window, in flight, today's count against the daily budget, when a stop ends). ``--json``
+prints the instance reports as data.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 
 from dmsync.state_cli import (
     add_store_options,
@@ -18,6 +21,10 @@ from dmsync.state_cli import (
     render_table,
     shorten,
 )
+from shared.budget.holder import BudgetSpec
+from shared.budget.usage import BudgetUsage, usage_of
+from shared.marketo.shared_governor import marketo_day, marketo_day_end
+from shared.state.budgets import BudgetRow
 from shared.state.status import InstanceReport, StreamStatus
 
 _HEADERS = (
@@ -46,17 +53,50 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("instance_id", metavar="INSTANCE", nargs="?", help="only this instance")
 
 
+_BUDGET_HEADERS = ("API", "BUDGET", "IN WINDOW", "IN FLIGHT", "TODAY", "PROCESSES", "STOPPED UNTIL")
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the report."""
-    reports = open_store(args).status(args.instance_id)
+    store = open_store(args)
+    reports = store.status(args.instance_id)
     if args.json:
         print_json([r.to_json() for r in reports])
         return 0
     if not reports:
         print("no instances and no sync state yet")
-        return 0
-    print("\n\n".join(_render(r) for r in reports))
+    else:
+        print("\n\n".join(_render(r) for r in reports))
+    budgets = [u for u in (budget_usage(row, time.time()) for row in store.budgets.list()) if u]
+    if budgets:
+        print("\nAPI budgets (all processes of the app together)")
+        print(render_table(_BUDGET_HEADERS, [_budget_row(u) for u in budgets]))
     return 0
+
+
+def budget_usage(row: BudgetRow, now: float) -> BudgetUsage | None:
+    """A stored budget's use at ``now`` (``None`` for a row written without its limits)."""
+    if row.limits is None:
+        return None
+    if row.system == "marketo":
+        spec = BudgetSpec(row.key, row.system, row.limits, marketo_day, marketo_day_end)
+    else:
+        spec = BudgetSpec(row.key, row.system or "?", row.limits)
+    return usage_of(row.ledger, spec, now)
+
+
+def _budget_row(usage: BudgetUsage) -> list[str]:
+    window = f"{usage.window_seconds:g} s"
+    today = "-" if usage.daily_budget is None else f"{usage.day_used}/{usage.daily_budget}"
+    return [
+        usage.system,
+        f"{usage.calls_per_window}/{window}, {usage.max_concurrency} at once",
+        f"{usage.calls_in_window}/{usage.calls_per_window}",
+        f"{usage.in_flight}/{usage.max_concurrency}",
+        today,
+        str(usage.processes),
+        format_time(usage.stopped_until),
+    ]
 
 
 def _render(report: InstanceReport) -> str:

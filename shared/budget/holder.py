@@ -27,8 +27,10 @@ async invocation on one loop).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
+import random
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -65,7 +67,15 @@ class LedgerStore(Protocol):
 
     def read(self, key: str) -> tuple[Ledger, str | None]: ...
 
-    def write(self, key: str, ledger: Ledger, etag: str | None) -> str | None: ...
+    def write(
+        self,
+        key: str,
+        ledger: Ledger,
+        etag: str | None,
+        *,
+        system: str = "",
+        limits: BudgetLimits | None = None,
+    ) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,7 @@ class BudgetHolder:
         name: str | None = None,
         idle_grace: float = 0.2,
         fresh_seconds: float = 2.0,
+        rng: random.Random | None = None,
     ) -> None:
         self.spec = spec
         self.limits = spec.limits
@@ -110,7 +121,9 @@ class BudgetHolder:
         self.name = name or holder_name()
         self._idle_grace = idle_grace
         self._fresh_seconds = fresh_seconds
-        self._max_poll = spec.limits.window_seconds / 10
+        self._max_poll = 2 * spec.limits.window_seconds
+        self._jitter = spec.limits.window_seconds / 50
+        self._rng = rng or random.Random()
         # what this process holds (as the row was last told, plus what happened since)
         self._unused = 0
         self._permits = 0
@@ -302,8 +315,13 @@ class BudgetHolder:
         if self._pending_pause or self._pending_stop or self._pending_daily:
             return max(now, self._failed_until)
         due: float | None = None
-        if self._waiting and not self._can_start(now) and self._stop_until is None:
-            due = max(now, self._pause_until, min(self._retry_at, now + self._max_poll))
+        # More is asked for only when nothing granted can serve the callers: with unused calls
+        # and permits all busy, the holder's own calls finishing make room.
+        starved = (
+            self._unused == 0 or self._permits == 0 or now >= self._expires - START_GUARD_SECONDS
+        )
+        if self._waiting and starved and self._stop_until is None and not self._returning:
+            due = max(now, self._pause_until, self._retry_at)
         holding = self._in_flight or self._unused or self._permits
         if holding and self._expires > now:
             renew = self._expires - self.limits.lease_seconds / 2
@@ -403,7 +421,12 @@ class BudgetHolder:
                 limits=self.limits, stop_at_day_end=self.spec.day_end(now),
             )  # fmt: skip
             try:
-                new_etag = await asyncio.to_thread(self.store.write, self.spec.key, new, etag)
+                new_etag = await asyncio.to_thread(
+                    functools.partial(
+                        self.store.write, self.spec.key, new, etag,
+                        system=self.spec.system, limits=self.limits,
+                    )
+                )  # fmt: skip
             except ConcurrencyConflict:
                 self._read_first = True
                 self._cached = None
@@ -415,7 +438,14 @@ class BudgetHolder:
         self._apply(new, grant.calls, grant.expires, kept_unused, finishes, pending)
         self._stop_until = grant.stop_until
         self._pause_until = max(self._pause_until, grant.pause_until)
-        self._retry_at = grant.retry_at if grant.retry_at is not None else 0.0
+        # Ask again when the row says a block frees (at most a window on: another process may
+        # return what it does not use before then).
+        # A little jitter, so that processes waiting for the same moment do not all write at it.
+        retry = grant.retry_at
+        if retry is None:
+            self._retry_at = 0.0
+        else:
+            self._retry_at = min(retry, now + self._max_poll) + self._rng.uniform(0, self._jitter)
         return True
 
     def _publish(self, ledger: Ledger, now: float) -> Ledger:

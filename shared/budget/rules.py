@@ -331,6 +331,8 @@ def settle(
         permits = max(0, min(request.concurrency, free_permits, permit_cap))
         if kept_permits + permits == 0:
             calls = 0  # calls it could not send would only hold the window
+        if calls == 0 and report.open == report.in_flight:
+            permits = 0  # and permits without calls to send would only keep others waiting
     mine = replace(mine, open=mine.open + calls, concurrency=kept_permits + permits)
     holders = dict(others)
     # A holder that asks stays on the row while its lease runs, holding or not: it counts as
@@ -347,6 +349,7 @@ def settle(
     stop_until = None
     if quota_stop(new, now, limits) and calls == 0:
         stop_until = new.stop_until if new.stop_until is not None else stop_at_day_end
+    fair = math.ceil(limits.calls_per_window / active)
     grant = Grant(
         calls=calls,
         concurrency=permits,
@@ -354,7 +357,10 @@ def settle(
         stop_until=stop_until,
         pause_until=new.pause_until,
         retry_at=(
-            (next_free_at(new, now, limits) or now + limits.window_seconds / 10)
+            (
+                next_free_at(new, now, limits, calls=max(1, min(request.calls, fair // 2)))
+                or now + limits.window_seconds / 10
+            )
             if calls < request.calls or permits < request.concurrency
             else None
         ),
@@ -362,19 +368,34 @@ def settle(
     return new, grant
 
 
-def next_free_at(ledger: Ledger, now: float, limits: BudgetLimits) -> float | None:
-    """The earliest moment after ``now`` at which a slot or a permit frees by time alone."""
-    moments: list[float] = []
+def next_free_at(
+    ledger: Ledger, now: float, limits: BudgetLimits, *, calls: int = 1
+) -> float | None:
+    """The earliest moment after ``now`` at which, by time alone, at least ``calls`` window
+    slots are free (or a permit frees while none is free): asking before it is wasted."""
     if now < ledger.pause_until:
         return ledger.pause_until
+    events: list[tuple[float, int]] = []
+    permits: list[float] = []
     for h in ledger.holders.values():
-        moments.extend(at for at, _ in h.released if at > now)
+        events.extend((at, n) for at, n in h.released if at > now)
         if h.open:
-            moments.append(h.expires + limits.window_seconds + limits.margin_seconds)
-        if h.concurrency:
-            moments.append(h.expires + limits.margin_seconds)
-    later = [m for m in moments if m > now]
-    return min(later) if later else None
+            events.append((h.expires + limits.window_seconds + limits.margin_seconds, h.open))
+        if h.concurrency_use(now, limits):
+            permits.append(h.expires + limits.margin_seconds)
+    free = limits.calls_per_window - ledger.window_use(now, limits)
+    moment: float | None = None
+    for at, n in sorted(events):
+        free += n
+        if free >= calls:
+            moment = at
+            break
+    if moment is None and events:
+        moment = max(at for at, _ in events)
+    if ledger.concurrency_use(now, limits) >= limits.max_concurrency and permits:
+        soonest = min(permits)
+        moment = soonest if moment is None else min(moment, soonest)
+    return moment
 
 
 def record_pause(ledger: Ledger, until: float) -> Ledger:

@@ -14,9 +14,9 @@ import threading
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
-from shared.budget.rules import Ledger
+from shared.budget.rules import BudgetLimits, Ledger
 from shared.errors import ConcurrencyConflict
-from shared.state.budgets import ROW_KEY, from_entity, to_entity
+from shared.state.budgets import ROW_KEY, BudgetRow, from_entity, row_from_entity, to_entity
 from shared.state.tables import TableAccess, TableKind, replace_if_unchanged, storage_errors
 
 
@@ -45,8 +45,24 @@ class BudgetStore:
         etag = entity.metadata.get("etag")
         return from_entity(entity), None if etag is None else str(etag)
 
-    def write(self, key: str, ledger: Ledger, etag: str | None) -> str | None:
+    def list(self) -> list[BudgetRow]:
+        """Every budget row (one per API identity: a handful)."""
+        client = self._tables.client(TableKind.BUDGETS)
+        self._count()
+        with storage_errors("listing budgets"):
+            return [row_from_entity(entity) for entity in client.list_entities()]
+
+    def write(
+        self,
+        key: str,
+        ledger: Ledger,
+        etag: str | None,
+        *,
+        system: str = "",
+        limits: BudgetLimits | None = None,
+    ) -> str | None:
         """Store ``ledger`` if the row still has ``etag`` (``None``: if there is no row yet).
+        ``system`` and ``limits`` are stored beside it for ``dmsync status``.
 
         Returns:
             The row's new ETag.
@@ -55,7 +71,7 @@ class BudgetStore:
             ConcurrencyConflict: another process changed (or created) the row first.
         """
         client = self._tables.client(TableKind.BUDGETS)
-        entity = to_entity(key, ledger)
+        entity = to_entity(key, ledger, system=system, limits=limits)
         action = f"changing budget {key}"
         self._count()
         if etag is None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from shared.budget.rules import Holding, Ledger
+from shared.budget.rules import BudgetLimits, Holding, Ledger
 
 ROW_KEY = "ledger"
 
@@ -28,8 +29,20 @@ def budget_key(system: str, *parts: str) -> str:
     return f"{system}-{digest}"
 
 
-def to_entity(key: str, ledger: Ledger) -> dict[str, Any]:
-    """The row for ``ledger``."""
+@dataclass(frozen=True)
+class BudgetRow:
+    """One stored budget: its key, the API, the limits its last writer kept, its ledger."""
+
+    key: str
+    system: str
+    limits: BudgetLimits | None
+    ledger: Ledger
+
+
+def to_entity(
+    key: str, ledger: Ledger, *, system: str = "", limits: BudgetLimits | None = None
+) -> dict[str, Any]:
+    """The row for ``ledger`` (with the writer's API and limits, for ``dmsync status``)."""
     holders = {
         name: {
             "e": h.expires,
@@ -51,7 +64,40 @@ def to_entity(key: str, ledger: Ledger) -> dict[str, Any]:
     }
     if ledger.stop_until is not None:
         entity["StopUntil"] = float(ledger.stop_until)
+    if system:
+        entity["System"] = system
+    if limits is not None:
+        entity.update(
+            CallsPerWindow=limits.calls_per_window,
+            WindowSeconds=float(limits.window_seconds),
+            MaxConcurrency=limits.max_concurrency,
+            MarginSeconds=float(limits.margin_seconds),
+            LeaseSeconds=float(limits.lease_seconds),
+        )
+        if limits.daily_budget is not None:
+            entity["DailyBudget"] = limits.daily_budget
     return entity
+
+
+def row_from_entity(entity: Any) -> BudgetRow:
+    """A listed row: key, API, limits (``None`` if never written with them) and ledger."""
+    limits = None
+    if entity.get("CallsPerWindow") is not None:
+        daily = entity.get("DailyBudget")
+        limits = BudgetLimits(
+            calls_per_window=int(entity["CallsPerWindow"]),
+            window_seconds=float(entity["WindowSeconds"]),
+            max_concurrency=int(entity["MaxConcurrency"]),
+            daily_budget=None if daily is None else int(daily),
+            margin_seconds=float(entity.get("MarginSeconds") or 0.0),
+            lease_seconds=float(entity.get("LeaseSeconds") or 10.0),
+        )
+    return BudgetRow(
+        key=str(entity["PartitionKey"]),
+        system=str(entity.get("System") or ""),
+        limits=limits,
+        ledger=from_entity(entity),
+    )
 
 
 def from_entity(entity: Any) -> Ledger:
