@@ -21,7 +21,7 @@ from dmsync.state_cli import (
     render_table,
     shorten,
 )
-from shared.budget.holder import BudgetSpec
+from shared.budget.spec import BudgetSpec
 from shared.budget.usage import BudgetUsage, usage_of
 from shared.marketo.shared_governor import marketo_day, marketo_day_end
 from shared.state.budgets import BudgetRow

@@ -29,18 +29,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
 import random
-import socket
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 
 from shared.budget.rules import (
-    BudgetLimits,
     HolderState,
     Ledger,
     ask,
@@ -49,8 +43,9 @@ from shared.budget.rules import (
     record_stop,
     settle,
 )
+from shared.budget.spec import BudgetLeaseLapsedError, BudgetSpec, LedgerStore, holder_name
 from shared.clock import SYSTEM_CLOCK, Clock
-from shared.errors import ConcurrencyConflict, DmsyncError, QuotaExhaustedError, RetriableError
+from shared.errors import ConcurrencyConflict, DmsyncError, QuotaExhaustedError
 
 log = logging.getLogger("dmsync.budget")
 
@@ -60,44 +55,6 @@ CANCEL_GUARD_SECONDS = 0.5
 """A call still running this long before the lease ends (not renewed) is cancelled."""
 _CONFLICT_ROUNDS = 5
 _BACKOFF_FIRST, _BACKOFF_MAX = 0.2, 5.0
-
-
-class LedgerStore(Protocol):
-    """Where the rows live (:class:`shared.state.budget_store.BudgetStore`)."""
-
-    def read(self, key: str) -> tuple[Ledger, str | None]: ...
-
-    def write(
-        self,
-        key: str,
-        ledger: Ledger,
-        etag: str | None,
-        *,
-        system: str = "",
-        limits: BudgetLimits | None = None,
-    ) -> str | None: ...
-
-
-@dataclass(frozen=True)
-class BudgetSpec:
-    """Which budget, its limits, and its quota day."""
-
-    key: str
-    system: str
-    limits: BudgetLimits
-    quota_day: Callable[[float], str] = lambda _: ""
-    """The quota day a moment (epoch seconds) falls in."""
-    day_end: Callable[[float], float | None] = lambda _: None
-    """When the quota day containing a moment ends (``None``: no daily quota)."""
-
-
-class BudgetLeaseLapsedError(RetriableError):
-    """A call was cancelled: its process could not renew its lease on the shared budget."""
-
-
-def holder_name() -> str:
-    """A name no other process uses: host, process id and a random part."""
-    return f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 class BudgetHolder:

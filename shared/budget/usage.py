@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from shared.budget.holder import BudgetSpec
 from shared.budget.rules import Ledger, quota_stop
+from shared.budget.spec import BudgetSpec
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-from shared.budget.holder import BudgetHolder, BudgetSpec, LedgerStore
+from shared.budget.holder import BudgetHolder
 from shared.budget.rules import BudgetLimits
+from shared.budget.spec import BudgetSpec, LedgerStore
 from shared.budget.usage import BudgetUsage, usage_of
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.errors import QuotaExhaustedError

@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.budget.holder import BudgetHolder, BudgetSpec
+from shared.budget.holder import BudgetHolder
 from shared.budget.rules import BudgetLimits
+from shared.budget.spec import BudgetSpec
 from shared.errors import QuotaExhaustedError
 from shared.marketo.governor import max_calls_in_any_window
 from tests.unit.budget.memory_store import MemoryLedgerStore
