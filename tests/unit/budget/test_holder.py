@@ -61,10 +61,19 @@ async def test_holders_on_one_row_keep_the_window_and_the_concurrency() -> None:
     assert len(recorder.ends) == 90
     assert max_calls_in_any_window(recorder.ends, 1.0) <= 12
     assert recorder.peak <= 3
-    # Blocks, not one storage operation per call.
-    assert store.operations < 90
     for holder in holders:
         await holder.aclose()
+
+
+async def test_a_holder_leases_blocks_not_single_calls() -> None:
+    store = MemoryLedgerStore()
+    holder = BudgetHolder(spec(), store, name="h")
+    recorder = Recorder()
+    await asyncio.gather(*(recorder.call(holder) for _ in range(48)))
+    assert len(recorder.ends) == 48
+    # A grant and a report of finished calls per window of 12, not an operation per call.
+    assert store.operations <= 48 / 2, store.operations
+    await holder.aclose()
 
 
 async def test_an_idle_holder_returns_what_it_does_not_use() -> None:
