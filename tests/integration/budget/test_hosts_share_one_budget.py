@@ -41,6 +41,7 @@ from shared.marketo.shared_governor import marketo_budget
 from shared.settings import MarketoSettings, load
 from shared.state.store import StateStore
 from shared.storage import StorageConnection
+from tests.integration.host.process import clean_environment
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 MAPPING = Path(__file__).with_name("independent_streams.toml")
@@ -72,7 +73,7 @@ def start_host(settings: dict[str, str], workdir: Path, index: int) -> subproces
         [sys.executable, "-m", "dmsync.cli", "host", "--app", str(REPO_ROOT / "function_app.py"),
          "--settings", str(settings_file)],
         cwd=REPO_ROOT,
-        env={**os.environ, **settings, "PYTHONPATH": str(REPO_ROOT)},
+        env=clean_environment(settings),
         stdout=subprocess.DEVNULL,
         stderr=log,
         start_new_session=True,
@@ -147,7 +148,7 @@ def start_worker(settings: dict[str, str], prefix: str, log: Path) -> subprocess
     return subprocess.Popen(
         [sys.executable, "-m", "tests.integration.budget.budget_worker", prefix],
         cwd=REPO_ROOT,
-        env={**os.environ, **settings, "PYTHONPATH": str(REPO_ROOT)},
+        env=clean_environment(settings),
         stdout=subprocess.DEVNULL,
         stderr=log.open("wb"),
         start_new_session=True,
