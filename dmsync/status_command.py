@@ -4,12 +4,14 @@ By default one table a person reads at a glance (:mod:`dmsync.status_view`: phas
 the last hour, backlog, how long behind, a catch-up estimate, errors, last run). ``--details``:
 watermark age (time since it last advanced), record counters, progress of the initial load
 (done/total), last run and last success, who holds the stream's lease, and open errors.
-``--json`` prints both as data.
+``--json`` prints both as data. Then the API budgets every process of the app shares (calls
+in the current window, in flight, today's count against the daily budget, when a stop ends).
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from datetime import datetime
 
 from dmsync import status_view
@@ -22,6 +24,10 @@ from dmsync.state_cli import (
     render_table,
     shorten,
 )
+from shared.budget.spec import BudgetSpec
+from shared.budget.usage import BudgetUsage, usage_of
+from shared.marketo.shared_governor import marketo_day, marketo_day_end
+from shared.state.budgets import BudgetRow
 from shared.state.glance import StreamGlance, glance
 from shared.state.status import InstanceReport, StreamStatus
 from shared.state.store import StateStore
@@ -57,6 +63,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+_BUDGET_HEADERS = ("API", "BUDGET", "IN WINDOW", "IN FLIGHT", "TODAY", "PROCESSES", "STOPPED UNTIL")
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the report: the at-a-glance table (:mod:`dmsync.status_view`), or ``--details``."""
     store = open_store(args)
@@ -68,11 +77,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not reports:
         print("no instances and no sync state yet")
-        return 0
-    if args.details:
+    elif args.details:
         print("\n\n".join(_render(r) for r in reports))
     else:
         status_view.show(sections, now)
+    budgets = [u for u in (budget_usage(row, time.time()) for row in store.budgets.list()) if u]
+    if budgets:
+        print("\nAPI budgets (all processes of the app together)")
+        print(render_table(_BUDGET_HEADERS, [_budget_row(u) for u in budgets]))
     return 0
 
 
@@ -80,6 +92,31 @@ def glance_rows(store: StateStore, report: InstanceReport, now: datetime) -> lis
     """The at-a-glance rows of one instance's streams."""
     marks = {w.stream: w for w in store.watermarks.list(report.instance_id)}
     return [glance(s, marks.get(s.stream), now) for s in report.streams]
+
+
+def budget_usage(row: BudgetRow, now: float) -> BudgetUsage | None:
+    """A stored budget's use at ``now`` (``None`` for a row written without its limits)."""
+    if row.limits is None:
+        return None
+    if row.system == "marketo":
+        spec = BudgetSpec(row.key, row.system, row.limits, marketo_day, marketo_day_end)
+    else:
+        spec = BudgetSpec(row.key, row.system or "?", row.limits)
+    return usage_of(row.ledger, spec, now)
+
+
+def _budget_row(usage: BudgetUsage) -> list[str]:
+    window = f"{usage.window_seconds:g} s"
+    today = "-" if usage.daily_budget is None else f"{usage.day_used}/{usage.daily_budget}"
+    return [
+        usage.system,
+        f"{usage.calls_per_window}/{window}, {usage.max_concurrency} at once",
+        f"{usage.calls_in_window}/{usage.calls_per_window}",
+        f"{usage.in_flight}/{usage.max_concurrency}",
+        today,
+        str(usage.processes),
+        format_time(usage.stopped_until),
+    ]
 
 
 def _render(report: InstanceReport) -> str:

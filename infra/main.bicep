@@ -26,7 +26,7 @@ param location string = resourceGroup().location
 ])
 param instanceMemoryMB int = 2048
 
-@description('Most instances the app scales out to. Each instance runs its own API clients, so keep this small enough that instances x MARKETO_MAX_CONCURRENCY stays near Marketo\'s 10 concurrent calls and instances x DYNAMICS_MAX_CONCURRENCY under Dataverse\'s 52 per user.')
+@description('Most instances the app scales out to. The API budgets are shared by every instance through Table Storage, so scaling out never exceeds them.')
 @minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int = 10
@@ -68,10 +68,15 @@ param dynamicsClientSecret string = ''
 @description('Key Vault secret URI of a certificate for that app registration, instead of a secret (many tenants allow no client secrets for application users): the secret identifier of a Key Vault certificate, e.g. https://<vault>.vault.azure.net/secrets/<certificate-name>, whose value is base64 PKCS12 without a password. The app identity needs Key Vault Secrets User on that vault (granted by this deployment on its own vault). Empty: no certificate.')
 param dynamicsCertificateSecretUri string = ''
 
-@description('Dataverse requests in flight per worker instance (1-52; the service allows 52 per user).')
+@description('The app\'s share of the 52 concurrent Dataverse requests per application user: all instances together (1-52).')
 @minValue(1)
 @maxValue(52)
 param dynamicsMaxConcurrency int = 8
+
+@description('The app\'s share of the 6,000 Dataverse requests per 5 minutes per application user: all instances together (1-6000).')
+@minValue(1)
+@maxValue(6000)
+param dynamicsRequestsPer5Min int = 3000
 
 // --- Marketo ----------------------------------------------------------------------------------
 
@@ -85,17 +90,17 @@ param marketoClientId string
 @secure()
 param marketoClientSecret string
 
-@description('This integration\'s share of Marketo\'s 100 calls per 20 seconds (1-100).')
+@description('This integration\'s share of Marketo\'s 100 calls per 20 seconds: all instances of the app together, counted in Table Storage (1-100).')
 @minValue(1)
 @maxValue(100)
 param marketoCallsPer20s int = 50
 
-@description('This integration\'s share of Marketo\'s 10 concurrent calls (1-10).')
+@description('This integration\'s share of Marketo\'s 10 concurrent calls: all instances of the app together (1-10).')
 @minValue(1)
 @maxValue(10)
 param marketoMaxConcurrency int = 5
 
-@description('Calls per day this integration may use of the Marketo daily quota.')
+@description('Calls per day this integration may use of the Marketo daily quota: all instances together, counted in Table Storage, reset at midnight US Central.')
 @minValue(1)
 param marketoDailyCallBudget int = 25000
 
@@ -176,9 +181,12 @@ var tableNames = [
   'dmsyncwatermarks'
   'dmsyncleases'
   'dmsyncmappings'
-  'dmsyncmappingsrev'
-  'dmsyncerrors'
+  'dmsyncmappingsbymarketo'
+  'dmsyncmarketoindex'
+  'dmsyncsyncerrors'
   'dmsyncinstances'
+  'dmsyncconfig'
+  'dmsyncbudgets'
 ]
 
 // --- resources ----------------------------------------------------------------------------
@@ -266,6 +274,7 @@ var appSettings = union({
   DYNAMICS_TENANT_ID: dynamicsAuthTenantId
   DYNAMICS_CLIENT_ID: dynamicsAuthClientId
   DYNAMICS_MAX_CONCURRENCY: string(dynamicsMaxConcurrency)
+  DYNAMICS_REQUESTS_PER_5MIN: string(dynamicsRequestsPer5Min)
   // The Entra authority of this cloud (azure-identity reads it too).
   AZURE_AUTHORITY_HOST: environment().authentication.loginEndpoint
   // Marketo.

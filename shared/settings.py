@@ -191,7 +191,16 @@ class DynamicsSettings(_Settings):
         ge=1,
         le=52,
         alias="DYNAMICS_MAX_CONCURRENCY",
-        description="concurrent Dataverse requests per worker, 1-52 (the service limit is 52)",
+        description="the app's share (all instances together) of the 52 concurrent requests "
+        "per application user, 1-52",
+    )
+    requests_per_5min: int = Field(
+        default=3_000,
+        ge=1,
+        le=6_000,
+        alias="DYNAMICS_REQUESTS_PER_5MIN",
+        description="the app's share (all instances together) of the 6,000 requests per "
+        "5 minutes per application user, 1-6000",
     )
 
     @model_validator(mode="after")
@@ -248,20 +257,23 @@ class MarketoSettings(_Settings):
         ge=1,
         le=100,
         alias="MARKETO_CALLS_PER_20S",
-        description="this integration's share of the 100 calls / 20 s instance limit (1-100)",
+        description="this integration's share (all instances together) of the 100 calls / 20 s "
+        "instance limit (1-100)",
     )
     max_concurrency: int = Field(
         default=5,
         ge=1,
         le=10,
         alias="MARKETO_MAX_CONCURRENCY",
-        description="this integration's share of the 10 concurrent calls limit (1-10)",
+        description="this integration's share (all instances together) of the 10 concurrent "
+        "calls limit (1-10)",
     )
     daily_call_budget: int = Field(
         default=25_000,
         ge=1,
         alias="MARKETO_DAILY_CALL_BUDGET",
-        description="calls per day this integration may use of the instance's daily quota",
+        description="calls per day (all instances together, counted in Table Storage) this "
+        "integration may use of the instance's daily quota",
     )
 
     @model_validator(mode="after")

@@ -12,7 +12,8 @@ Phases (each flag below changes one):
    (several 20 s windows of Marketo calls);
 5. kill -9 the host mid-run on a fresh stack, start another, and time how long the sync stands
    still (:mod:`.recovery`, at the real defaults);
-6. run the Dataverse emulator and governor benchmarks (:mod:`.others`);
+6. run the Dataverse emulator, governor and shared-budget benchmarks (:mod:`.others`; the
+   last with ``--hosts K[,K...]`` processes sharing one Marketo budget);
 7. write ``bench/results/latest.json``, print the table, and put it in docs/benchmarks.md.
 
 Exit status: 0 when the run completed (a missed target is reported, not an error: benchmarks
@@ -89,6 +90,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-emulator-bench", action="store_true")
     parser.add_argument("--skip-governor-bench", action="store_true")
     parser.add_argument("--governor-seconds", type=float, default=70.0)
+    parser.add_argument(
+        "--hosts",
+        default="1,2,4",
+        metavar="K[,K...]",
+        help="process counts for the shared-budget benchmark (bench/budget_bench.py)",
+    )
+    parser.add_argument("--skip-budget-bench", action="store_true")
     parser.add_argument(
         "--no-readme", action="store_true", help="do not rewrite the table in docs/benchmarks.md"
     )
@@ -304,6 +312,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["governor_bench"] = run_script(
             "governor_bench.py", "--seconds", str(args.governor_seconds)
         )
+    if not args.skip_budget_bench:
+        print(f"shared-budget benchmark, {args.hosts} process(es) ...", flush=True)
+        result["shared_budget_bench"] = run_script("budget_bench.py", "--hosts", args.hosts)
     result["bench_seconds"] = round(time.monotonic() - started, 1)
     return result
 
@@ -323,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report.table(result))
     print()
-    for name in ("dynamics_emulator_bench", "governor_bench"):
+    for name in ("dynamics_emulator_bench", "governor_bench", "shared_budget_bench"):
         if name in result:
             print(f"{name}: {result[name]['verdict']}")
     if not args.no_readme and report.update_readme(result):

@@ -118,6 +118,19 @@ var items = [
   }
   {
     type: 3
+    name: 'shared-budget'
+    content: {
+      version: 'KqlItem/1.0'
+      title: 'Shared API budgets: calls in the window and in flight, all instances'
+      query: loadTextContent('../queries/shared-budget.kql')
+      queryType: 0
+      resourceType: components
+      visualization: 'timechart'
+      size: 0
+    }
+  }
+  {
+    type: 3
     name: 'initial-sync-progress'
     content: {
       version: 'KqlItem/1.0'

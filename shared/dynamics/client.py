@@ -37,7 +37,7 @@ from shared.dynamics.auth import (
 )
 from shared.dynamics.batch import BatchItem, BatchItemResult
 from shared.dynamics.counters import CallCounters
-from shared.dynamics.limiter import ConcurrencyLimiter
+from shared.dynamics.limiter import ConcurrencyLimiter, RequestLimiter
 from shared.dynamics.models import (
     ChangedRecord,
     ChangePage,
@@ -99,6 +99,7 @@ class DynamicsClient:
         retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         max_concurrency: int | None = None,
+        limiter: RequestLimiter | None = None,
         api_version: str = API_VERSION,
         rng: random.Random | None = None,
         refresh_margin: float = DEFAULT_REFRESH_MARGIN,
@@ -106,7 +107,7 @@ class DynamicsClient:
         cap = max_concurrency or settings.max_concurrency
         ca_bundle = verify if isinstance(verify, str) else None
         self.counters = CallCounters()
-        self.limiter = ConcurrencyLimiter(cap)
+        self.limiter: RequestLimiter = limiter or ConcurrencyLimiter(cap)
         self.tokens = EntraTokenProvider(
             credential or credential_factory(settings, ca_bundle=ca_bundle),
             settings.scope,

@@ -39,7 +39,7 @@ from shared.clock import Clock
 from shared.dynamics.auth import EntraTokenProvider
 from shared.dynamics.counters import CallCounters
 from shared.dynamics.error_mapping import SYSTEM, map_error, parse_error_body
-from shared.dynamics.limiter import ConcurrencyLimiter
+from shared.dynamics.limiter import RequestLimiter
 from shared.dynamics.odata import encode_query
 from shared.errors import (
     ApiRequestError,
@@ -143,7 +143,7 @@ class DataverseTransport:
         tokens: EntraTokenProvider,
         clock: Clock,
         policy: RetryPolicy = DEFAULT_RETRY_POLICY,
-        limiter: ConcurrencyLimiter,
+        limiter: RequestLimiter,
         counters: CallCounters,
         api_version: str = API_VERSION,
         rng: random.Random | None = None,

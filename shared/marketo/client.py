@@ -21,7 +21,7 @@ import httpx
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.marketo.activities import ActivitiesApi
 from shared.marketo.bulk import BulkImportApi
-from shared.marketo.governor import Governor, governor_for
+from shared.marketo.governor import CallGate, governor_for
 from shared.marketo.leads import LeadsApi
 from shared.marketo.objects import (
     COMPANIES,
@@ -45,7 +45,7 @@ class MarketoClient:
         *,
         clock: Clock = SYSTEM_CLOCK,
         transport: httpx.AsyncBaseTransport | None = None,
-        governor: Governor | None = None,
+        governor: CallGate | None = None,
         rng: random.Random | None = None,
     ) -> None:
         """Build the client.
@@ -57,7 +57,7 @@ class MarketoClient:
             governor: a governor to use instead of the process-wide one for this instance.
             rng: the jitter source (seed it in tests).
         """
-        self.governor = governor or governor_for(settings, clock=clock)
+        self.governor: CallGate = governor or governor_for(settings, clock=clock)
         self.transport = MarketoTransport(
             settings, governor=self.governor, clock=clock, transport=transport, rng=rng
         )

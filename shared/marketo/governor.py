@@ -21,8 +21,10 @@ The decisions are pure functions of (now, recent finish times, calls in flight, 
 (base URL, client id) in a process (:func:`governor_for`), shared by every client built for it.
 The state is guarded by a thread lock; waiting uses the caller's event loop.
 
-Limitation: the counters are per process. Several scaled-out hosts each keep to their own share,
-so the configured share must be divided by the number of hosts that may run at once.
+This governor's counters are per process: it serves tests and tools that run alone. The app's
+runtime uses :class:`~shared.marketo.shared_governor.SharedGovernor` instead, whose window,
+concurrency and daily count are shared by every process through a Table Storage row. Both
+satisfy :class:`CallGate`, which is all the transport and the client need.
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ import random
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Protocol
 
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.errors import ConfigurationError, QuotaExhaustedError
@@ -74,6 +77,28 @@ class Limits:
             max_concurrency=settings.max_concurrency,
             daily_budget=settings.daily_call_budget,
         )
+
+
+class CallGate(Protocol):
+    """What the transport and the client need of a governor (process-local or shared)."""
+
+    limits: Limits
+    stats: CallStats
+
+    @property
+    def daily_used(self) -> int: ...
+
+    def slot(self) -> AbstractAsyncContextManager[None]: ...
+
+    def pause(self, seconds: float) -> None: ...
+
+    def stop_until(self, resets_at: datetime) -> None: ...
+
+    def observe_daily_usage(self, used: int) -> None: ...
+
+    def blocked_until(self) -> datetime | None: ...
+
+    async def quota_stop_until(self) -> datetime | None: ...
 
 
 # --- pure decisions ---------------------------------------------------------------------------
@@ -213,6 +238,10 @@ class Governor:
             if self._day_used >= self.limits.daily_budget:
                 return next_quota_reset(now)
             return None
+
+    async def quota_stop_until(self) -> datetime | None:
+        """:meth:`blocked_until`, as the quota gate the engine and the scheduler await."""
+        return self.blocked_until()
 
     def observe_daily_usage(self, used: int) -> None:
         """Raise today's count to ``used`` if Marketo reports more than we counted (e.g. from

@@ -54,7 +54,7 @@ from shared.marketo.encoding import (
     encode_json,
 )
 from shared.marketo.error_mapping import Action
-from shared.marketo.governor import Governor, concurrency_backoff, rate_limit_pause
+from shared.marketo.governor import CallGate, concurrency_backoff, rate_limit_pause
 from shared.marketo.quota_day import next_quota_reset
 from shared.marketo.redaction import redact_text, redact_url
 from shared.marketo.responses import Failure, Reply, classify, network_failure
@@ -132,7 +132,7 @@ class MarketoTransport:
         self,
         settings: MarketoSettings,
         *,
-        governor: Governor,
+        governor: CallGate,
         clock: Clock = SYSTEM_CLOCK,
         transport: httpx.AsyncBaseTransport | None = None,
         transient_policy: RetryPolicy = TRANSIENT_POLICY,

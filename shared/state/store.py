@@ -19,6 +19,7 @@ from typing import Any
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.settings import StorageSettings, SyncSettings, load
 from shared.state.backfills import BackfillStore
+from shared.state.budget_store import BudgetStore
 from shared.state.instance_store import InstanceStore
 from shared.state.instances import (
     CopyRefusedError,
@@ -40,7 +41,8 @@ from shared.storage import StorageConnection
 
 
 class StateStore:
-    """Watermarks, leases, ID mappings, sync errors and instances, in Azure Table Storage."""
+    """Watermarks, leases, ID mappings, sync errors, instances and API budgets, in Azure Table
+    Storage."""
 
     def __init__(
         self,
@@ -84,6 +86,7 @@ class StateStore:
         )
         self.instances = InstanceStore(self.tables, clock)
         self.backfills = BackfillStore(self.tables, clock)
+        self.budgets = BudgetStore(self.tables)
 
     @classmethod
     def from_connection(cls, connection: StorageConnection, **options: Any) -> StateStore:

@@ -57,6 +57,7 @@ class TableKind(StrEnum):
     SYNC_ERRORS = "SyncErrors"
     INSTANCES = "Instances"
     CONFIG = "Config"
+    BUDGETS = "Budgets"
 
 
 @dataclass(frozen=True)

@@ -120,8 +120,9 @@ class WriteOp:
 class RecordWriter(Protocol):
     """The target side of a direction."""
 
-    def blocked_until(self) -> datetime | None:
-        """When writes may resume, if the target's quota is used up now; else ``None``."""
+    async def quota_stop_until(self) -> datetime | None:
+        """When writes may resume, if the target's daily quota is used up now (seen by any
+        process of the app: the shared budget, :mod:`shared.budget.gate`); else ``None``."""
         ...
 
     def is_missing(self, outcome: WriteOutcome) -> bool:
@@ -228,7 +229,7 @@ class Pipeline(Protocol):
 
     direction: Direction
 
-    def writes_blocked_until(self) -> datetime | None:
+    async def writes_blocked_until(self) -> datetime | None:
         """When the target accepts writes again, if its quota is used up; else ``None``."""
         ...
 

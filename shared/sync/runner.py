@@ -240,7 +240,7 @@ class JobRunner:
                 status="waiting for " + ", ".join(spec.depends_on),
             )
             return JobOutcome.WAITING
-        blocked = pipeline.writes_blocked_until()
+        blocked = await pipeline.writes_blocked_until()
         if blocked is not None:
             return await self._park(stream, watermark, blocked)
         work = _Work(job, stream, pipeline, watermark, keeper, counts, followups)

@@ -17,10 +17,11 @@ On each tick, for the app's instance:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from shared.budget.gate import never_stopped
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.jobs import Direction, JobReason
 from shared.state.instances import DynamicsOrganization, Instance, InstanceStatus, MarketoInstance
@@ -91,11 +92,11 @@ class Scheduler:
         clock: Clock = SYSTEM_CLOCK,
         options: SyncOptions | None = None,
         telemetry: SyncTelemetry | None = None,
-        marketo_blocked_until: Callable[[], datetime | None] | None = None,
+        marketo_blocked_until: Callable[[], Awaitable[datetime | None]] | None = None,
         directions: Sequence[Direction] = (Direction.DYNAMICS_TO_MARKETO,),
     ) -> None:
         self.telemetry = telemetry or SyncTelemetry()
-        self._blocked_until = marketo_blocked_until or (lambda: None)
+        self._blocked_until = marketo_blocked_until or never_stopped
         self.config = config
         self.store = store
         self.source = source
@@ -147,7 +148,7 @@ class Scheduler:
         marks = {
             stream: await blocking(self.store.watermarks.get, stream) for stream in self._streams()
         }
-        blocked = self._blocked_until()
+        blocked = await self._blocked_until()
         if blocked is not None:
             report.reason = (
                 f"Marketo's daily API quota is used up until {blocked:%Y-%m-%d %H:%M} UTC; "

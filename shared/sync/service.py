@@ -2,7 +2,8 @@
 
 Everything is built on first use, not at import (Flex Consumption gives an app 30 s to load),
 once per worker process, and reused by every invocation on that process: one connection pool
-per API, one Marketo governor, one state store.
+per API, one Marketo governor, one state store. The Marketo governor and the Dataverse limiter
+are the shared ones: every process of the app draws on one budget row per API (shared.budget).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from datetime import timedelta
 
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.dynamics.client import DynamicsClient
+from shared.dynamics.limiter import SharedLimiter
 from shared.dynamics.transport import DEFAULT_RETRY_POLICY
 from shared.jobs import SYNC_JOBS_QUEUE, Direction, SyncJob
 from shared.marketo.client import MarketoClient
-from shared.marketo.governor import Governor
+from shared.marketo.governor import CallGate
+from shared.marketo.shared_governor import SharedGovernor
 from shared.retry import RetryPolicy
 from shared.settings import DynamicsSettings, MarketoSettings, StorageSettings, SyncSettings, load
 from shared.state.store import StateStore
@@ -58,17 +61,25 @@ class Runtime:
     queue: StorageJobQueue
     telemetry: SyncTelemetry
     usage: ApiUsageReporter
+    dynamics_limiter: SharedLimiter | None = None
 
     async def tick(self) -> TickReport:
-        """One scheduling pass, then this process's API usage and queue depths as metrics."""
+        """One scheduling pass, then this process's API usage, the shared budgets' use and the
+        queue depths as metrics."""
         report = await self.scheduler.tick()
         self.usage.report()
+        await self.usage.report_shared(self.dynamics_limiter)
         for queue, depth in (await asyncio.to_thread(self.queue.depths)).items():
             self.telemetry.queue_depth(queue, depth)
         return report
 
     async def aclose(self) -> None:
-        """Close both connection pools."""
+        """Give back the shared budgets' unused calls; close both connection pools."""
+        governor = self.marketo.governor
+        if isinstance(governor, SharedGovernor):
+            await governor.aclose()
+        if self.dynamics_limiter is not None:
+            await self.dynamics_limiter.aclose()
         await self.dynamics.aclose()
         await self.marketo.aclose()
 
@@ -79,7 +90,7 @@ async def build_runtime(
     table_prefix: str | None = None,
     queue_name: str = SYNC_JOBS_QUEUE,
     clock: Clock = SYSTEM_CLOCK,
-    governor: Governor | None = None,
+    governor: CallGate | None = None,
     dynamics_retry: RetryPolicy | None = None,
     marketo_clock: Clock | None = None,
     telemetry: SyncTelemetry | None = None,
@@ -94,7 +105,7 @@ async def build_runtime(
         queue_name: the job queue (default ``sync-jobs``).
         clock: the time source for state and scheduling (the API clients keep real time:
             token lifetimes and rate windows are real).
-        governor: a Marketo governor to use instead of the process-wide one.
+        governor: a Marketo governor to use instead of the shared one.
         dynamics_retry: the Dataverse client's retry bounds (default: the client's own).
         marketo_clock: the Marketo client's clock for tokens and backoff (default: real time).
         telemetry: where metrics go (default: the process's OpenTelemetry meter provider).
@@ -122,13 +133,18 @@ async def build_runtime(
     # REQUESTS_CA_BUNDLE is what MSAL (azure-identity) trusts; the Web API calls trust the same
     # bundle so that a private CA (the local emulator's) works for both.
     ca_bundle = env.get("REQUESTS_CA_BUNDLE")
+    limiter = SharedLimiter(dynamics_settings, store.budgets)
     dynamics = DynamicsClient(
         dynamics_settings,
         verify=ca_bundle or True,
         retry_policy=dynamics_retry or DEFAULT_RETRY_POLICY,
+        limiter=limiter,
     )
+    api_clock = marketo_clock or SYSTEM_CLOCK
     marketo = MarketoClient(
-        marketo_settings, governor=governor, clock=marketo_clock or SYSTEM_CLOCK
+        marketo_settings,
+        governor=governor or SharedGovernor(marketo_settings, store.budgets, clock=api_clock),
+        clock=api_clock,
     )
     reader = DataverseChangeReader(dynamics, clock)
     try:
@@ -178,11 +194,11 @@ async def build_runtime(
         clock=clock,
         options=options,
         telemetry=telemetry,
-        marketo_blocked_until=marketo.governor.blocked_until,
+        marketo_blocked_until=marketo.governor.quota_stop_until,
         directions=tuple(runner.pipelines),
     )
     usage = ApiUsageReporter(dynamics, marketo, telemetry, sync.instance_id)
-    return Runtime(runner, scheduler, store, dynamics, marketo, queue, telemetry, usage)
+    return Runtime(runner, scheduler, store, dynamics, marketo, queue, telemetry, usage, limiter)
 
 
 def _register_secrets(

@@ -7,12 +7,18 @@ and reports the difference, so each request is counted once whichever job made i
 
 from __future__ import annotations
 
+import logging
+
 from shared.dynamics.client import DynamicsClient
+from shared.dynamics.limiter import SharedLimiter
+from shared.errors import DmsyncError
 from shared.marketo.client import MarketoClient
+from shared.marketo.shared_governor import SharedGovernor
 from shared.telemetry.metrics import SyncTelemetry
 from shared.telemetry.names import ApiOutcome, System
 
 THROTTLE_CODES = frozenset({"606", "615", "429"})
+log = logging.getLogger("dmsync.usage")
 
 
 class ApiUsageReporter:
@@ -73,3 +79,25 @@ class ApiUsageReporter:
         self.telemetry.daily_quota(
             System.MARKETO, self.instance_id, self.marketo.governor.daily_used, limits.daily_budget
         )
+
+    async def report_shared(self, dynamics_limiter: SharedLimiter | None = None) -> None:
+        """Emit the shared budgets' use by the whole app (read from their rows)."""
+        governor = self.marketo.governor
+        try:
+            if isinstance(governor, SharedGovernor):
+                marketo = await governor.usage()
+                self.telemetry.shared_budget(
+                    System.MARKETO, self.instance_id, marketo.calls_in_window, marketo.in_flight
+                )
+                if marketo.daily_budget is not None:
+                    self.telemetry.daily_quota(
+                        System.MARKETO, self.instance_id, marketo.day_used, marketo.daily_budget
+                    )
+            if dynamics_limiter is not None:
+                dataverse = await dynamics_limiter.usage()
+                self.telemetry.shared_budget(
+                    System.DYNAMICS, self.instance_id, dataverse.calls_in_window,
+                    dataverse.in_flight,
+                )  # fmt: skip
+        except DmsyncError as failure:  # telemetry never fails a tick
+            log.warning("shared budget usage not reported: %s", failure)

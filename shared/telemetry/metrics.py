@@ -82,6 +82,14 @@ class SyncTelemetry:
         self._quota_percent: Gauge = meter.create_gauge(
             Metric.DAILY_QUOTA_PERCENT, unit="%", description="percent of the daily quota used"
         )
+        self._budget_window: Gauge = meter.create_gauge(
+            Metric.BUDGET_WINDOW_CALLS, unit="{call}",
+            description="calls in the current rate window, all processes of the app",
+        )  # fmt: skip
+        self._budget_in_flight: Gauge = meter.create_gauge(
+            Metric.BUDGET_IN_FLIGHT, unit="{call}",
+            description="calls in flight, all processes of the app",
+        )  # fmt: skip
         self._backlog: Gauge = meter.create_gauge(
             Metric.BACKLOG, unit="{record}", description="records waiting in a stream"
         )
@@ -229,6 +237,17 @@ class SyncTelemetry:
         attributes = {Dim.SYSTEM.value: System(system).value, Dim.INSTANCE.value: instance}
         self._quota_used.set(used, attributes)
         self._quota_percent.set(round(100.0 * used / limit, 2), attributes)
+
+    def shared_budget(
+        self, system: System, instance: str, window_calls: int, in_flight: int
+    ) -> None:
+        """Report a shared budget's use by the whole app: calls held in the rate window and
+        calls in flight (the daily count goes through :meth:`daily_quota`)."""
+        _not_negative("window_calls", window_calls)
+        _not_negative("in_flight", in_flight)
+        attributes = {Dim.SYSTEM.value: System(system).value, Dim.INSTANCE.value: instance}
+        self._budget_window.set(window_calls, attributes)
+        self._budget_in_flight.set(in_flight, attributes)
 
     # --- instances and queues ------------------------------------------------------------------
 

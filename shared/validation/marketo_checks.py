@@ -104,7 +104,7 @@ async def budget(marketo: MarketoClient, settings: MarketoSettings) -> CheckResu
             "(stats/usage.json), or ignore this if usage reports are not allowed",
             blocks_start=False,
         )
-    blocked = marketo.governor.blocked_until()
+    blocked = await marketo.governor.quota_stop_until()
     detail = f"{used} of {limit} calls used today ({100.0 * used / limit:.0f}%)"
     if blocked is not None or used >= limit:
         resumes = f" until {blocked:%Y-%m-%d %H:%M} UTC" if blocked else ""

@@ -57,7 +57,7 @@ class FakeMarketo:
 
     # --- the writer (RecordWriter) ------------------------------------------------------------
 
-    def blocked_until(self) -> datetime | None:
+    async def quota_stop_until(self) -> datetime | None:
         return None
 
     def is_missing(self, outcome: WriteOutcome) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from shared.jobs import SYNC_JOBS_QUEUE
+from shared.state.tables import TableNames
 from tests.infra.bicep_tree import (
     body,
     code_text,
@@ -265,14 +266,8 @@ def test_queues_and_tables_are_declared_in_one_place(trees: dict[str, dict[str, 
     variables = trees["infra/main.bicep"]["variables"]
     queues, tables = variables["queueNames"]["value"], variables["tableNames"]["value"]
     assert queues == [SYNC_JOBS_QUEUE, f"{SYNC_JOBS_QUEUE}-poison"]
-    assert tables == [
-        "dmsyncwatermarks",
-        "dmsyncleases",
-        "dmsyncmappings",
-        "dmsyncmappingsrev",
-        "dmsyncerrors",
-        "dmsyncinstances",
-    ]
+    # Exactly the tables the app's state store uses (its default prefix), so none is missing.
+    assert tables == [name.lower() for name in TableNames().all()]
     assert all(TABLE_NAME.match(t) for t in tables)
     # 63-char queue limit minus "-poison" (Microsoft Learn, "Naming Queues and Metadata").
     assert all(QUEUE_NAME.match(q) and 3 <= len(q) <= 63 for q in queues)

@@ -197,6 +197,7 @@ def test_outcomes_may_be_given_as_their_text(
         (lambda t: t.throttled(System.MARKETO, "606 too many calls"), "code"),
         (lambda t: t.daily_quota(System.MARKETO, "i", 1, 0), "limit"),
         (lambda t: t.instance_state("i", suspended=True), "reason"),
+        (lambda t: t.shared_budget(System.MARKETO, "i", -1, 0), "window_calls"),
     ],
 )
 def test_bad_measurements_are_refused(telemetry: SyncTelemetry, call: object, message: str) -> None:
@@ -223,6 +224,7 @@ def test_every_metric_becomes_a_custom_metric_with_its_dimensions(
     telemetry.instance_state("contoso", suspended=False)
     telemetry.queue_depth("sync-jobs", 0)
     telemetry.lag("contoso", "contact", D2M, 1.0)
+    telemetry.shared_budget(System.MARKETO, "contoso", 42, 3)
 
     metrics = collect(reader)
     assert set(metrics) == {m.value for m in Metric}  # every metric was exercised above

@@ -66,8 +66,8 @@ class DynamicsToMarketo:
         self.backfill = FieldBackfill(config, store, reader, writer)
         self._live: dict[tuple[StreamId, int], tuple[float, GuidSet]] = {}
 
-    def writes_blocked_until(self) -> datetime | None:
-        return self.writer.blocked_until()
+    async def writes_blocked_until(self) -> datetime | None:
+        return await self.writer.quota_stop_until()
 
     async def run_backfill(
         self, stream: StreamId, backfill: Backfill, guard: WriteGuard

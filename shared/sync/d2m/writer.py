@@ -58,9 +58,9 @@ class MarketoRecordWriter:
     def __init__(self, client: MarketoClient) -> None:
         self.client = client
 
-    def blocked_until(self) -> datetime | None:
+    async def quota_stop_until(self) -> datetime | None:
         """When the governor admits calls again, if the daily quota is used up now."""
-        return self.client.governor.blocked_until()
+        return await self.client.governor.quota_stop_until()
 
     def is_missing(self, outcome: WriteOutcome) -> bool:
         return outcome.code in NOT_FOUND_CODES

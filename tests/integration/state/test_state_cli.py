@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 
 from dmsync.cli import main
 from emulators.azurite import AzuriteInstance
+from shared.budget.rules import Holding, Ledger
 from shared.clock import ManualClock
 from shared.jobs import Direction
+from shared.marketo.shared_governor import marketo_budget, marketo_day
+from shared.settings import MarketoSettings
 from shared.state.instances import MARKETO_COPY_REFUSAL, InstanceStatus
 from shared.state.store import StateStore
 from shared.state.streams import StreamId
@@ -184,3 +189,32 @@ def test_errors_keep_records_waiting_for_a_dependency_apart(  # type: ignore[no-
     code, out, _ = dmsync("status", "prod", "--json")
     [stream] = json.loads(out)[0]["streams"]
     assert (stream["open_errors"], stream["pending_links"]) == (1, 1)
+
+
+def test_status_shows_the_shared_api_budgets(dmsync, store: StateStore) -> None:  # type: ignore[no-untyped-def]
+    """The budget rows: calls in the window, in flight and today's count, all processes."""
+    settings = MarketoSettings.model_validate(
+        {
+            "MARKETO_BASE_URL": "https://123-ABC-456.mktorest.com",
+            "MARKETO_CLIENT_ID": "client",
+            "MARKETO_CLIENT_SECRET": "secret",
+            "MARKETO_CALLS_PER_20S": "40",
+        }
+    )
+    spec = marketo_budget(settings)
+    now = time.time()
+    ledger = Ledger(
+        holders=MappingProxyType(
+            {
+                "host-a": Holding(expires=now + 10, open=3, concurrency=2),
+                "host-b": Holding(expires=now + 10, released=((now + 15, 4),)),
+            }
+        ),
+        day=marketo_day(now),
+        day_used=120,
+    )
+    store.budgets.write(spec.key, ledger, None, system=spec.system, limits=spec.limits)
+    code, out, _ = dmsync("status")
+    assert code == 0
+    row = next(line for line in out.splitlines() if line.startswith("marketo"))
+    assert "7/40" in row and "2/5" in row and "120/25000" in row

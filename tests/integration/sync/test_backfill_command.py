@@ -36,8 +36,8 @@ class CountingWriter:
         self.written: Counter[str] = Counter()
         self.payload_fields: set[str] = set()
 
-    def blocked_until(self) -> Any:
-        return self.inner.blocked_until()
+    async def quota_stop_until(self) -> Any:
+        return await self.inner.quota_stop_until()
 
     def is_missing(self, outcome: WriteOutcome) -> bool:
         return self.inner.is_missing(outcome)

@@ -15,8 +15,8 @@ class PassThroughWriter:
     def __init__(self, inner: RecordWriter) -> None:
         self.inner = inner
 
-    def blocked_until(self) -> Any:
-        return self.inner.blocked_until()
+    async def quota_stop_until(self) -> Any:
+        return await self.inner.quota_stop_until()
 
     def is_missing(self, outcome: WriteOutcome) -> bool:
         return self.inner.is_missing(outcome)
