@@ -17,7 +17,7 @@ requests can create duplicate records" (reference B.4). They surface as
 attempt has certainly finished. A 6xx answer means "not executed", so those are resent.
 
 Timeouts follow Adobe's per-endpoint server time limits (30 s by default, 90 s for Sync Leads ...
-given by each API module); our read timeout is that limit plus :data:`READ_GRACE` seconds, so
+given by each API module); our read timeout is that limit plus ``READ_GRACE`` seconds, so
 Marketo's own 604 reaches us before we give up.
 
 Secrets: ``client_id``/``client_secret`` are added to the identity request by a transport wrapper
@@ -31,11 +31,9 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
-from pydantic import SecretStr
 
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.errors import (
@@ -59,6 +57,14 @@ from shared.marketo.quota_day import next_quota_reset
 from shared.marketo.redaction import redact_text, redact_url
 from shared.marketo.responses import Failure, Reply, classify, network_failure
 from shared.marketo.stats import OK
+from shared.marketo.transport_parts import (
+    CREDENTIALS_EXTENSION,
+    IdentityCredentials,
+    PreparedCall,
+    may_resend,
+    param_text,
+    timeout_for,
+)
 from shared.retry import RetryPolicy, next_delay
 from shared.settings import MarketoSettings
 
@@ -66,8 +72,6 @@ logger = logging.getLogger("shared.marketo")
 
 DEFAULT_TIMEOUT = 30.0
 """Marketo's server-side limit for endpoints without a longer one (DEV leads.md "Timeouts")."""
-READ_GRACE = 5.0
-CONNECT_TIMEOUT = 10.0
 IDENTITY_PATH = "/identity/oauth/token"
 TRANSIENT_POLICY = RetryPolicy(max_attempts=4, base_delay=2.0, max_delay=30.0)
 """604/608/611/713/5xx and network failures: 4 tries in all, 2-4-8 s apart (jittered)."""
@@ -75,51 +79,7 @@ MAX_THROTTLE_RETRIES = 3
 """Resends after 606/615 before giving up with :class:`~shared.errors.ThrottledError`."""
 RATE_PAUSE_JITTER = 2.0
 _MESSAGE_LIMIT = 300
-_CREDENTIALS = "dmsync.marketo_identity"
-"""Request extension that tells :class:`_IdentityCredentials` to add the client credentials."""
-
-
-class _IdentityCredentials(httpx.AsyncBaseTransport):
-    """Adds ``client_id``/``client_secret`` to the identity request at the last moment."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport, client_id: str, secret: SecretStr):
-        self._inner = inner
-        self._client_id = client_id
-        self._secret = secret
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.extensions.get(_CREDENTIALS):
-            url = request.url.copy_merge_params(
-                {"client_id": self._client_id, "client_secret": self._secret.get_secret_value()}
-            )
-            request = httpx.Request(
-                request.method, url, headers=request.headers, extensions=request.extensions
-            )
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
 # --- the transport ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Call:
-    """Everything needed to (re)build one request."""
-
-    method: str
-    path: str
-    endpoint: str
-    params: dict[str, str]
-    content: bytes | None
-    content_type: str | None
-    files: Mapping[str, tuple[str, bytes, str]] | None
-    data: Mapping[str, str] | None
-    timeout: float
-    idempotent: bool
-    authenticated: bool
-    expect: Literal["json", "text"]
 
 
 Params = Mapping[str, str | int | bool | None]
@@ -147,9 +107,9 @@ class MarketoTransport:
         )
         self._client = httpx.AsyncClient(
             base_url=settings.base_url,
-            transport=_IdentityCredentials(inner, settings.client_id, settings.client_secret),
+            transport=IdentityCredentials(inner, settings.client_id, settings.client_secret),
             headers={"Accept": "application/json", "User-Agent": "dmsync-marketo/1"},
-            timeout=_timeout(DEFAULT_TIMEOUT),
+            timeout=timeout_for(DEFAULT_TIMEOUT),
             follow_redirects=False,
         )
         self.governor = governor
@@ -242,8 +202,8 @@ class MarketoTransport:
         *,
         expect: Literal["json", "text"],
         authenticated: bool = True,
-    ) -> _Call:
-        query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
+    ) -> PreparedCall:
+        query = {k: param_text(v) for k, v in (params or {}).items() if v is not None}
         content = (
             encoded_body
             if encoded_body is not None
@@ -272,7 +232,7 @@ class MarketoTransport:
                 system="marketo",
                 status=413,
             )
-        return _Call(
+        return PreparedCall(
             method,
             path,
             endpoint,
@@ -287,11 +247,11 @@ class MarketoTransport:
             expect,
         )
 
-    def _build(self, call: _Call, token: AccessToken | None) -> httpx.Request:
+    def _build(self, call: PreparedCall, token: AccessToken | None) -> httpx.Request:
         headers = {"Content-Type": call.content_type} if call.content_type else {}
         if token is not None:
             headers["Authorization"] = f"Bearer {token.value}"
-        extensions = {_CREDENTIALS: True} if call.path == IDENTITY_PATH else None
+        extensions = {CREDENTIALS_EXTENSION: True} if call.path == IDENTITY_PATH else None
         return self._client.build_request(
             call.method,
             call.path,
@@ -300,13 +260,13 @@ class MarketoTransport:
             files=call.files,
             data=call.data,
             headers=headers,
-            timeout=_timeout(call.timeout),
+            timeout=timeout_for(call.timeout),
             extensions=extensions,
         )
 
     # -- the loop
 
-    async def _exchange(self, call: _Call) -> Reply:
+    async def _exchange(self, call: PreparedCall) -> Reply:
         refreshed = False
         throttles = 0
         transient_failures = 0
@@ -334,7 +294,7 @@ class MarketoTransport:
             if action is Action.RETRY_TRANSIENT:
                 transient_failures += 1
                 delay = next_delay(transient_failures, self._policy, None, self._rng)
-                if delay is None or not _may_resend(call, result):
+                if delay is None or not may_resend(call, result):
                     raise self._error(call, result)
                 logger.warning(
                     "Marketo %s: %s (%s); retry %d in %.1f s",
@@ -359,7 +319,7 @@ class MarketoTransport:
                 )
             raise self._error(call, result)
 
-    async def _back_off_throttled(self, call: _Call, result: Failure, attempt: int) -> None:
+    async def _back_off_throttled(self, call: PreparedCall, result: Failure, attempt: int) -> None:
         if result.rule.action is Action.WAIT_FOR_WINDOW:
             pause = rate_limit_pause(
                 self.governor.limits.window_seconds, self._rng, RATE_PAUSE_JITTER
@@ -382,7 +342,7 @@ class MarketoTransport:
             )
             await self.clock.sleep(delay)
 
-    async def _send_once(self, call: _Call, token: AccessToken | None) -> Reply | Failure:
+    async def _send_once(self, call: PreparedCall, token: AccessToken | None) -> Reply | Failure:
         request = self._build(call, token)
         result: Reply | Failure
         async with self.governor.slot():
@@ -437,14 +397,14 @@ class MarketoTransport:
 
     # -- errors
 
-    def _message(self, call: _Call, failure: Failure) -> str:
+    def _message(self, call: PreparedCall, failure: Failure) -> str:
         text = redact_text(failure.message)[:_MESSAGE_LIMIT]
         what = f"{failure.code} {text}" if failure.code else text
         rid = f" (requestId {failure.request_id})" if failure.request_id else ""
         return f"Marketo {call.method} {call.path} failed: {what}{rid}"
 
     def _error(
-        self, call: _Call, failure: Failure, *, retry_after: float | None = None
+        self, call: PreparedCall, failure: Failure, *, retry_after: float | None = None
     ) -> DmsyncError:
         message = self._message(call, failure)
         cls = failure.rule.error
@@ -457,20 +417,3 @@ class MarketoTransport:
                 status=failure.status,
             )
         return cls(message, system="marketo", code=failure.code, status=failure.status)
-
-
-def _may_resend(call: _Call, failure: Failure) -> bool:
-    """A write is resent only if Marketo certainly did not carry it out."""
-    return call.idempotent or not failure.outcome.endswith("_after_send")
-
-
-def _param(value: str | int | bool) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _timeout(server_limit: float) -> httpx.Timeout:
-    return httpx.Timeout(
-        connect=CONNECT_TIMEOUT, read=server_limit + READ_GRACE, write=60.0, pool=60.0
-    )

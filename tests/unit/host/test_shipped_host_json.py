@@ -35,7 +35,7 @@ from azure.storage.queue import TextBase64EncodePolicy
 from dmsync.host.host_config import QueueOptions, parse_timespan, queue_options, read_host_json
 from shared.marketo.leads import SYNC_TIMEOUT
 from shared.marketo.objects import COMPANIES, OPPORTUNITIES, OPPORTUNITY_ROLES, SALES_PERSONS
-from shared.marketo.transport import READ_GRACE
+from shared.marketo.transport_parts import READ_GRACE
 from shared.settings import StorageSettings
 from shared.storage import StorageConnection
 
