@@ -9,7 +9,6 @@ first: open errors only unless ``--all``; ``--entity`` and ``--since``/``--until
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from dmsync import errors_actions
 from dmsync.state_cli import (
@@ -23,6 +22,7 @@ from dmsync.state_cli import (
 )
 from shared.clock import SYSTEM_CLOCK
 from shared.errors import ConfigurationError
+from shared.state.error_export import export_row
 from shared.state.sync_errors import SyncError
 
 _HEADERS = (
@@ -106,7 +106,7 @@ def run_list(args: argparse.Namespace) -> int:
     )
     what = "records waiting for a dependency" if args.pending else "sync errors"
     if args.json:
-        print_json([_as_json(e) for e in errors])
+        print_json([export_row(e) for e in errors])
     elif errors:
         print(render_table(_HEADERS, [_row(e) for e in errors]))
     else:
@@ -132,22 +132,3 @@ def _row(error: SyncError) -> list[str]:
         "resolved" if error.resolved else format_time(error.next_retry_at),
         shorten(error.message, 60),
     ]
-
-
-def _as_json(error: SyncError) -> dict[str, Any]:
-    return {
-        "instance": error.stream.instance_id,
-        "entity": error.stream.entity,
-        "direction": error.stream.direction.value,
-        "operation": error.operation,
-        "dynamics_id": error.dynamics_id,
-        "marketo_id": error.marketo_id,
-        "code": error.code,
-        "message": error.message,
-        "first_seen": error.first_seen.isoformat(),
-        "last_seen": error.last_seen.isoformat(),
-        "attempts": error.attempts,
-        "next_retry_at": error.next_retry_at.isoformat() if error.next_retry_at else None,
-        "resolved": error.resolved,
-        "resolved_at": error.resolved_at.isoformat() if error.resolved_at else None,
-    }
